@@ -1,0 +1,37 @@
+r"""Trains one model with one learner on one task.
+
+    python -m experiments.train --config=experiments/configs/copy.py --workdir=/tmp/copy \
+        [--config.learner.name=tbptt --config.learner.truncation=5 ...]
+
+Writes DIR/config.json, DIR/metrics.jsonl and figures; prints the final test metrics.
+"""
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from tca_jax import train
+from tca_jax.registry import ConfigError
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an experiment config file.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config.json, metrics and figures.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.INFO)
+  try:
+    result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except ConfigError as e:
+    sys.exit(f"error: config.{e}")
+  except train.NonFiniteError as e:
+    sys.exit(f"error: {e}")
+  print("final test metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in result.items()))
+  print(f"metrics in {_WORKDIR.value}/metrics.jsonl")
+
+
+if __name__ == "__main__":
+  app.run(main)

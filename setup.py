@@ -1,0 +1,31 @@
+"""tca-jax: temporal credit assignment for recurrent networks, in JAX."""
+
+import setuptools
+
+setuptools.setup(
+    name="tca-jax",
+    version="0.1.0",
+    description=(
+        "Temporal credit assignment in recurrent networks: BPTT, TBPTT, RTRL, UORO, "
+        "SAB and TPTT behind one API, jit-compiled."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=setuptools.find_packages(include=["tca_jax", "tca_jax.*", "experiments", "experiments.*"]),
+    install_requires=[
+        "jax>=0.4.30",
+        "optax>=0.2.2",
+        "chex>=0.1.86",
+        "absl-py>=2.0",
+        "ml_collections>=0.1.1",
+        "numpy>=1.26",
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-xdist>=3.5"],
+        # TensorFlow is only needed to *build* TFDS datasets (see README, "Real datasets").
+        "data": ["tensorflow-datasets>=4.9", "tensorflow-cpu>=2.16"],
+        "bench": ["torch"],
+    },
+)

@@ -1,0 +1,28 @@
+"""Pure recurrent cells: `init(key, input_size)`, `initial_state(batch)`, `step(p, s, x)`.
+
+A cell is a frozen dataclass (hashable, so it can be a static argument of `jax.jit`) with:
+
+    init(key, input_size) -> params                         a pytree
+    initial_state(batch_size, dtype=None) -> state          a pytree of [batch, ...] arrays
+    step(params, state, x [batch, in]) -> (state, features [batch, feature_size])
+    feature_size: int                                        what the readout sees
+    recurrent_matrix(params) -> [H, H]                       for spectral-radius diagnostics
+
+`get(name, **options)` builds one by its config name (`model.cell`).
+"""
+
+from tca_jax.cells.gru import GRU
+from tca_jax.cells.lstm import LSTM, LSTMState
+from tca_jax.cells.rnn import SRN
+from tca_jax.registry import Registry
+
+REGISTRY = Registry("cell", "model.cell")
+REGISTRY.register("srn")(SRN)
+REGISTRY.register("lstm")(LSTM)
+REGISTRY.register("gru")(GRU)
+
+get = REGISTRY.get
+names = REGISTRY.names
+register = REGISTRY.register
+
+__all__ = ["SRN", "LSTM", "LSTMState", "GRU", "get", "names", "register"]

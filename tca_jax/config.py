@@ -1,0 +1,110 @@
+"""The default experiment config and the builder that turns a config into objects.
+
+Every config file in `experiments/configs/` starts from `default_config()` and changes fields.
+Options that belong to one task, cell or learner are typed placeholders (None = that object's own
+default), so `--config.learner.truncation=5` works on the command line for every config. Only
+options that are set are passed on, and an option the chosen object does not take is an error.
+
+`build(config)` validates everything and raises `ConfigError` (one line naming the field and the
+allowed values) before anything is compiled or written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import ml_collections
+from ml_collections.config_dict import placeholder
+
+from tca_jax import cells, learners, tasks
+from tca_jax.model import Model
+from tca_jax.registry import ConfigError, check_choice, check_positive
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Copy task, T=10, LSTM(128) trained with BPTT and Adam."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  c.task = ml_collections.ConfigDict()
+  c.task.name = "copy"
+  c.task.length = 10
+  c.task.loss_on = placeholder(str)  # copy: "all" | "last10"
+  c.task.jitter = placeholder(bool)  # adding_pascanu
+
+  c.model = ml_collections.ConfigDict()
+  c.model.cell = "lstm"
+  c.model.hidden_size = 128
+  c.model.activation = placeholder(str)  # srn: "tanh" | "relu"
+  c.model.recurrent_init = placeholder(str)  # "orthogonal" | "normal" | "identity"
+  c.model.init_scale = placeholder(float)
+  c.model.forget_bias = placeholder(float)  # lstm
+
+  c.learner = ml_collections.ConfigDict()
+  c.learner.name = "bptt"
+  c.learner.remat = placeholder(bool)  # bptt, tbptt
+  c.learner.unroll = placeholder(int)  # bptt, tbptt: lax.scan unroll
+  c.learner.truncation = placeholder(int)  # tbptt
+
+  c.train = ml_collections.ConfigDict()
+  c.train.steps = 1000
+  c.train.batch_size = 64
+  c.train.optimizer = "adam"
+  c.train.learning_rate = 1e-3
+  c.train.momentum = 0.9  # sgd (Nesterov when train.nesterov) and rmsprop
+  c.train.nesterov = True
+  c.train.clip_norm = 1.0  # global-norm clipping; 0 disables it
+  c.train.update_every = 0  # steps per window; 0 = the whole sequence
+  c.train.log_every = 50
+  c.train.eval_every = 200
+  c.train.eval_batches = 4
+  c.train.eval_batch_size = 256
+  c.train.test_batches = 8
+  c.train.diag_every = 0  # 0 disables the gradient diagnostics
+  return c
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """Everything a config resolves to."""
+
+  task: Any
+  model: Model
+  learner: Any
+  update_every: int  # 0 = whole sequence
+
+
+def _options(section: ml_collections.ConfigDict, skip: tuple) -> dict:
+  return {k: v for k, v in section.items() if k not in skip and v is not None}
+
+
+def build(config: ml_collections.ConfigDict) -> Setup:
+  """Validates `config` and builds the task, model and learner; raises `ConfigError`."""
+  for section in ("task", "model", "learner", "train"):
+    if section not in config:
+      raise ConfigError(f"config.{section} is missing; see tca_jax.config.default_config()")
+  task = tasks.get(config.task.name, **_options(config.task, ("name",)))
+  check_positive(config.model.hidden_size, "model.hidden_size")
+  core = cells.get(config.model.cell, **_options(config.model, ("cell",)))
+  model = Model(core, task.output_size)
+  learner = learners.get(config.learner.name, **_options(config.learner, ("name",)))
+
+  t = config.train
+  check_choice(t.optimizer, "train.optimizer", OPTIMIZERS)
+  for field in ("steps", "batch_size", "learning_rate", "eval_batch_size", "log_every"):
+    check_positive(t[field], f"train.{field}")
+  for field in ("eval_every", "diag_every", "eval_batches", "test_batches"):
+    if not isinstance(t[field], int) or t[field] < 0:
+      raise ConfigError(f"train.{field}={t[field]!r} must be an integer >= 0 (0 disables it)")
+  if t.clip_norm < 0:
+    raise ConfigError(f"train.clip_norm={t.clip_norm!r} must be >= 0 (0 disables clipping)")
+  length = task.sequence_length
+  if not isinstance(t.update_every, int) or not 0 <= t.update_every <= length:
+    raise ConfigError(
+        f"train.update_every={t.update_every!r} must be an integer in [0, {length}] "
+        f"(0 = the whole sequence of {length} steps)")
+  learner.validate(length, t.update_every or length)
+  return Setup(task, model, learner, t.update_every)
