@@ -32,6 +32,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.task = ml_collections.ConfigDict()
   c.task.name = "copy"
   c.task.length = 10
+  c.task.eval_length = placeholder(int)  # evaluate/test at another T (transfer); None = length
   c.task.loss_on = placeholder(str)  # copy: "all" | "last10"
   c.task.jitter = placeholder(bool)  # adding_pascanu
 
@@ -72,6 +73,7 @@ class Setup:
   """Everything a config resolves to."""
 
   task: Any
+  eval_task: Any  # the task at `task.eval_length` (the same task when that is unset)
   model: Model
   learner: Any
   update_every: int  # 0 = whole sequence
@@ -86,7 +88,11 @@ def build(config: ml_collections.ConfigDict) -> Setup:
   for section in ("task", "model", "learner", "train"):
     if section not in config:
       raise ConfigError(f"config.{section} is missing; see tca_jax.config.default_config()")
-  task = tasks.get(config.task.name, **_options(config.task, ("name",)))
+  task = tasks.get(config.task.name, **_options(config.task, ("name", "eval_length")))
+  eval_task = task
+  if config.task.get("eval_length") is not None:
+    eval_task = tasks.get(config.task.name, **dict(
+        _options(config.task, ("name", "eval_length")), length=config.task.eval_length))
   check_positive(config.model.hidden_size, "model.hidden_size")
   core = cells.get(config.model.cell, **_options(config.model, ("cell",)))
   model = Model(core, task.output_size)
@@ -107,4 +113,4 @@ def build(config: ml_collections.ConfigDict) -> Setup:
         f"train.update_every={t.update_every!r} must be an integer in [0, {length}] "
         f"(0 = the whole sequence of {length} steps)")
   learner.validate(length, t.update_every or length)
-  return Setup(task, model, learner, t.update_every)
+  return Setup(task, eval_task, model, learner, t.update_every)

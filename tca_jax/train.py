@@ -94,8 +94,12 @@ def make_train_step(setup: config_lib.Setup, optimizer):
 
 
 def make_eval_step(setup: config_lib.Setup, batch_size: int):
-  """`eval_step(params, key) -> metrics` on a fresh batch, the model run from its initial state."""
-  task, model = setup.task, setup.model
+  """`eval_step(params, key) -> metrics` on a fresh batch, the model run from its initial state.
+
+  Evaluation uses `setup.eval_task`, which differs from the training task only in its length
+  when `task.eval_length` is set (train at T=100, test at T=1000).
+  """
+  task, model = setup.eval_task, setup.model
 
   def eval_step(params, key):
     batch = task.sample(key, batch_size)
