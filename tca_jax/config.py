@@ -22,6 +22,7 @@ from tca_jax.model import Model
 from tca_jax.registry import ConfigError, check_choice, check_positive
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -49,12 +50,21 @@ def default_config() -> ml_collections.ConfigDict:
   c.learner.remat = placeholder(bool)  # bptt, tbptt
   c.learner.unroll = placeholder(int)  # bptt, tbptt: lax.scan unroll
   c.learner.truncation = placeholder(int)  # tbptt
+  c.learner.alpha_i = placeholder(float)  # tptt, tptt_hx: first-target step (eq. 3)
+  c.learner.alpha_f = placeholder(float)  # tptt, tptt_hx: model lr; None = train.learning_rate
+  c.learner.alpha_g = placeholder(float)  # tptt, tptt_hx: lr of the inverse G (eq. 9)
+  c.learner.sigma = placeholder(float)  # tptt, tptt_hx: G-phase noise std (sec. 3.1.2)
+  c.learner.p_g = placeholder(float)  # tptt, tptt_hx: G-phase probability (sec. 3.1.3)
+  c.learner.experimental = placeholder(bool)  # tptt, tptt_hx: allow lstm/gru (experimental)
+  c.learner.log_local_losses = placeholder(bool)  # tptt, tptt_hx: per-step local losses
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 1000
   c.train.batch_size = 64
   c.train.optimizer = "adam"
   c.train.learning_rate = 1e-3
+  c.train.schedule = "constant"  # or "cosine": decay to 0 over train.steps after warmup
+  c.train.warmup_steps = 0
   c.train.momentum = 0.9  # sgd (Nesterov when train.nesterov) and rmsprop
   c.train.nesterov = True
   c.train.clip_norm = 1.0  # global-norm clipping; 0 disables it
@@ -100,6 +110,10 @@ def build(config: ml_collections.ConfigDict) -> Setup:
 
   t = config.train
   check_choice(t.optimizer, "train.optimizer", OPTIMIZERS)
+  check_choice(t.schedule, "train.schedule", SCHEDULES)
+  if not isinstance(t.warmup_steps, int) or not 0 <= t.warmup_steps < t.steps:
+    raise ConfigError(f"train.warmup_steps={t.warmup_steps!r} must be an integer in "
+                      f"[0, train.steps={t.steps})")
   for field in ("steps", "batch_size", "learning_rate", "eval_batch_size", "log_every"):
     check_positive(t[field], f"train.{field}")
   for field in ("eval_every", "diag_every", "eval_batches", "test_batches"):
@@ -113,4 +127,7 @@ def build(config: ml_collections.ConfigDict) -> Setup:
         f"train.update_every={t.update_every!r} must be an integer in [0, {length}] "
         f"(0 = the whole sequence of {length} steps)")
   learner.validate(length, t.update_every or length)
+  # Learners defined for some cells only (tptt) check the model here, before compiling.
+  if hasattr(learner, "validate_model"):
+    learner.validate_model(model)
   return Setup(task, eval_task, model, learner, t.update_every)

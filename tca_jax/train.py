@@ -37,10 +37,30 @@ class NonFiniteError(FloatingPointError):
   """Training produced a NaN or inf; the state kept is that of the last finite step."""
 
 
-def make_optimizer(train_cfg, learner) -> optax.GradientTransformation:
-  """The optimizer over `(params, lparams)` named by `train.optimizer`, with clipping."""
+def schedule(train_cfg, peak: float, updates_per_step: int = 1):
+  """`train.schedule` as an optax schedule (or the constant `peak`)."""
+  if train_cfg.schedule == "constant" and not train_cfg.warmup_steps:
+    return peak
+  total = train_cfg.steps * updates_per_step
+  warmup = train_cfg.warmup_steps * updates_per_step
+  if train_cfg.schedule == "cosine":
+    return optax.warmup_cosine_decay_schedule(0.0, peak, max(warmup, 1), total)
+  return optax.join_schedules(
+      [optax.linear_schedule(0.0, peak, warmup), optax.constant_schedule(peak)], [warmup])
+
+
+def make_optimizer(train_cfg, learner, sequence_length: int | None = None
+                   ) -> optax.GradientTransformation:
+  """The optimizer over `(params, lparams)` named by `train.optimizer`, with clipping and the
+  learning-rate schedule; learners with parameter groups (TPTT) build theirs through
+  `learner.optimizer`, which calls `make(learning_rate)` once per group."""
 
   def make(learning_rate):
+    # Counted in optimizer updates, i.e. windows: with update_every < T there are several per step.
+    updates_per_step = 1
+    if sequence_length and train_cfg.update_every:
+      updates_per_step = windows.num_windows(sequence_length, train_cfg.update_every)
+    learning_rate = schedule(train_cfg, learning_rate, updates_per_step)
     if train_cfg.optimizer == "adam":
       opt = optax.adam(learning_rate)
     elif train_cfg.optimizer == "sgd":
@@ -154,7 +174,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   k_model, k_learner = jax.random.split(init_key)
   params = model.init(k_model, task.input_size)
   lparams, lstate = learner.init(k_learner, model, params, t.batch_size)
-  optimizer = make_optimizer(t, learner)
+  optimizer = make_optimizer(t, learner, task.sequence_length)
   state = TrainState(jnp.asarray(0, jnp.int32), params, lparams,
                      optimizer.init((params, lparams)), lstate, jnp.asarray(-1, jnp.int32))
   # Donation needs every leaf in its own buffer (initialisers may share one zeros array).
