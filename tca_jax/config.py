@@ -36,6 +36,13 @@ def default_config() -> ml_collections.ConfigDict:
   c.task.eval_length = placeholder(int)  # evaluate/test at another T (transfer); None = length
   c.task.loss_on = placeholder(str)  # copy: "all" | "last10"
   c.task.jitter = placeholder(bool)  # adding_pascanu
+  # Real datasets (docs/DATASETS.md): seq_mnist, pmnist, cifar10, ptb_char, text8, tiny_shakespeare.
+  c.task.data_dir = placeholder(str)  # TFDS data dir; None = $TFDS_DATA_DIR, ~/tensorflow_datasets
+  c.task.manual_dir = placeholder(str)  # ptb_char, text8: build offline from the files here
+  c.task.download = placeholder(bool)  # build a missing dataset by downloading it
+  c.task.permutation_seed = placeholder(int)  # pmnist
+  c.task.validation_size = placeholder(int)  # image tasks: train images held out (default 5000)
+  c.task.reset = placeholder(str)  # char LMs: carried state reset at "epoch" | "never" | "batch"
 
   c.model = ml_collections.ConfigDict()
   c.model.cell = "lstm"
@@ -71,7 +78,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.update_every = 0  # steps per window; 0 = the whole sequence
   c.train.log_every = 50
   c.train.eval_every = 200
-  c.train.eval_batches = 4
+  c.train.eval_batches = 4  # dataset tasks: 0 = the whole validation split (test_batches too)
   c.train.eval_batch_size = 256
   c.train.test_batches = 8
   c.train.diag_every = 0  # 0 disables the gradient diagnostics

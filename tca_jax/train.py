@@ -136,6 +136,39 @@ def evaluate(eval_step, params, key, num_batches: int):
   return {k: float(sum(r[k] for r in results) / len(results)) for k in results[0]}
 
 
+def make_dataset_eval_step(setup: config_lib.Setup):
+  """`eval_step(params, state, batch) -> (state, metrics)` for tasks that read a dataset."""
+  task, model = setup.eval_task, setup.model
+
+  def eval_step(params, state, batch):
+    state, outputs = model.unroll(params, state, batch.inputs)
+    return state, task.metrics(outputs, batch)
+
+  return jax.jit(eval_step)
+
+
+def evaluate_dataset(setup: config_lib.Setup, eval_step, params, split: str, batch_size: int,
+                     num_batches: int):
+  """Metrics over the first `num_batches` batches of a dataset split (0: the whole split).
+
+  Means are weighted by batch size. A task that carries state (language models) carries it
+  across the whole split, from the initial state at its start; others start every batch afresh.
+  """
+  task, model = setup.eval_task, setup.model
+  dtype = jax.tree.leaves(params)[0].dtype
+  totals, count, state = {}, 0, None
+  for i, batch in enumerate(task.eval_batches(split, batch_size)):
+    if num_batches and i >= num_batches:
+      break
+    if state is None or not task.carries_state:
+      state = model.initial_state(batch.batch_size, dtype)
+    state, metrics = eval_step(params, state, batch)
+    for k, v in metrics.items():
+      totals[k] = totals.get(k, 0.0) + float(v) * batch.batch_size
+    count += batch.batch_size
+  return {k: v / count for k, v in totals.items()}
+
+
 def make_diag_step(setup: config_lib.Setup):
   """`diag(params, lparams, batch, key) -> (metrics, flow [T])`, jitted once."""
   task, model, learner = setup.task, setup.model, setup.learner
@@ -148,7 +181,7 @@ def make_diag_step(setup: config_lib.Setup):
   return jax.jit(diag)
 
 
-def _format(metrics, keys=("loss", "accuracy")):
+def _format(metrics, keys=("loss", "accuracy", "bpc")):
   return " ".join(f"{k} {metrics[k]:.4g}" for k in keys if k in metrics)
 
 
@@ -167,6 +200,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   t = config.train
   os.makedirs(workdir, exist_ok=True)
   metrics_io.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+  if hasattr(task, "write_artifacts"):  # what else reproduces the run (pmnist's permutation)
+    task.write_artifacts(workdir)
   writer = metrics_io.MetricsWriter(workdir)
 
   root = jax.random.PRNGKey(config.seed)
@@ -184,9 +219,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
                task.name, task.length, task.sequence_length, type(model.core).__name__,
                config.model.hidden_size, n_params, learner)
 
-  sample = jax.jit(task.sample, static_argnums=(1, 2))
+  # Dataset tasks (tca_jax.tasks.data) feed numpy batches from the host, synthetic ones are
+  # sampled on the device.
+  host_data = hasattr(task, "train_batches")
+  sample = None if host_data else jax.jit(task.sample, static_argnums=(1, 2))
+  batches = task.train_batches(config.seed, t.batch_size) if host_data else None
   train_step = make_train_step(setup, optimizer)
-  eval_step = make_eval_step(setup, t.eval_batch_size)
+  eval_step = (make_dataset_eval_step(setup) if host_data
+               else make_eval_step(setup, t.eval_batch_size))
   diag_step = make_diag_step(setup) if t.diag_every else None
   flow_records = []
   matrix_fn = getattr(model.core, "recurrent_matrix", None)
@@ -196,7 +236,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   for step in range(1, t.steps + 1):
     key = jax.random.fold_in(train_key, step)
     k_batch, k_update = jax.random.split(key)
-    batch = sample(k_batch, t.batch_size, task.draw_length(jax.random.fold_in(k_batch, 1)))
+    if host_data:
+      batch, reset = next(batches)
+      if reset and task.carries_state:  # a new stream (an epoch): start from a fresh state
+        state = state._replace(lstate=jax.tree.map(
+            jnp.array, learner.init_state(model, state.params, t.batch_size)))
+    else:
+      batch = sample(k_batch, t.batch_size, task.draw_length(jax.random.fold_in(k_batch, 1)))
 
     if diag_step is not None and (step == 1 or step % t.diag_every == 0):
       diag, flow = diag_step(state.params, state.lparams, batch, jax.random.fold_in(diag_key, step))
@@ -231,11 +277,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
                    rate, eta)
 
     if t.eval_every and (step % t.eval_every == 0 or step == t.steps):
-      ev = evaluate(eval_step, state.params, jax.random.fold_in(eval_key, step), t.eval_batches)
+      if host_data:
+        ev = evaluate_dataset(setup, eval_step, state.params, "validation", t.eval_batch_size,
+                              t.eval_batches)
+      else:
+        ev = evaluate(eval_step, state.params, jax.random.fold_in(eval_key, step), t.eval_batches)
       writer.write(step, "eval", ev)
       logging.info("eval at step %d: %s", step, _format(ev, tuple(ev)))
 
-  test = evaluate(eval_step, state.params, test_key, max(1, t.test_batches))
+  if host_data:
+    test = evaluate_dataset(setup, eval_step, state.params, "test", t.eval_batch_size,
+                            t.test_batches)
+  else:
+    test = evaluate(eval_step, state.params, test_key, max(1, t.test_batches))
   writer.write(t.steps, "test", test)
   test["wall_s"] = time.time() - start
   logging.info("test after %d steps: %s (%.1fs)", t.steps, _format(test, tuple(test)),

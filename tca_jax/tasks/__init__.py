@@ -12,6 +12,10 @@ REGISTRY = Registry("task", "task.name")
 for _cls in (synthetic.Copy, synthetic.Adding, synthetic.AddingPascanu, synthetic.TemporalOrder,
              synthetic.TemporalOrder3Bit, synthetic.Permutation):
   REGISTRY.register(_cls.NAME)(_cls)
+# Real datasets (TFDS, imported lazily: registering them imports neither TFDS nor TensorFlow).
+from tca_jax.tasks.data import image as _image, text as _text  # pylint: disable=g-import-not-at-top
+for _cls in _image.TASKS + _text.TASKS:
+  REGISTRY.register(_cls.NAME)(_cls)
 
 get = REGISTRY.get
 names = REGISTRY.names

@@ -1,0 +1,53 @@
+"""Shared settings of the real-dataset configs (see docs/DATASETS.md for preparing the data)."""
+
+from tca_jax.config import default_config
+
+
+def lm_config(name: str, length: int, hidden: int, batch: int, lr: float, steps: int):
+  """A char-level LM: LSTM + BPTT over windows of `length`, state carried between batches."""
+  c = default_config()
+  c.task.name = name
+  c.task.length = length
+  c.model.cell = "lstm"
+  c.model.hidden_size = hidden
+  c.learner.name = "bptt"
+  c.train.optimizer = "adam"
+  c.train.learning_rate = lr
+  c.train.batch_size = batch
+  c.train.steps = steps
+  c.train.log_every = 100
+  c.train.eval_every = 2000
+  c.train.eval_batch_size = batch
+  c.train.eval_batches = 0  # the whole validation split
+  c.train.test_batches = 0  # the whole test split
+  return c
+
+
+def image_config(name: str, length: int, hidden: int, batch: int, lr: float, steps: int):
+  """Pixel-by-pixel classification, the label at the last step."""
+  c = default_config()
+  c.task.name = name
+  c.task.length = length
+  c.model.cell = "lstm"
+  c.model.hidden_size = hidden
+  c.learner.name = "bptt"
+  c.train.optimizer = "adam"
+  c.train.learning_rate = lr
+  c.train.batch_size = batch
+  c.train.steps = steps
+  c.train.log_every = 100
+  c.train.eval_every = 2000
+  c.train.eval_batch_size = 500
+  c.train.eval_batches = 0  # the whole validation split (5000 held-out training images)
+  c.train.test_batches = 0  # the whole test split
+  return c
+
+
+def apply_learner_preset(c, preset: str, presets: dict):
+  """Sets the learner fields of `presets[preset]` on `c` (a ValueError lists the presets)."""
+  if preset not in presets:
+    raise ValueError(f"preset {preset!r}; allowed: {', '.join(presets)}")
+  for field, value in presets[preset].items():
+    section, key = field.split(".")
+    c[section][key] = value
+  return c

@@ -1,0 +1,133 @@
+"""Real datasets through tensorflow-datasets (TFDS): image classification and char-level LMs.
+
+Nothing here imports TFDS or TensorFlow at module import: `import tca_jax` and the synthetic tasks
+work without them. The tasks import `tensorflow_datasets` when they are built, and read prepared
+datasets with `tfds.data_source` (random access to ArrayRecord files): **reading needs no
+TensorFlow**. Building (`python -m tca_jax.tasks.data.prepare NAME`) needs no TensorFlow for the
+char-level builders defined here (`ptb_char`, `text8`); the TFDS catalog builders of `mnist`,
+`cifar10` and `tiny_shakespeare` use TensorFlow to decode/encode files, so building those needs
+`tensorflow-cpu`. See docs/DATASETS.md.
+
+Host-side tasks differ from the synthetic ones in how batches are made: instead of a jitted
+`sample(key, batch, length)` they expose numpy iterators,
+
+    train_batches(seed, batch_size) -> iterator of (Batch, reset)   endless, reshuffled per epoch
+    eval_batches(split, batch_size) -> iterator of Batch            one pass over "validation"/"test"
+
+where `reset` says that a task carrying the recurrent state from batch to batch must start this
+batch from a fresh state.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tca_jax.registry import ConfigError
+
+# Datasets with a builder in `tca_jax.tasks.data.builders` (not in the TFDS catalog).
+OWN_BUILDERS = ("ptb_char", "text8")
+
+
+class DataError(ConfigError):
+  """A dataset is missing or unreadable; the one-line message says how to prepare it."""
+
+
+def import_tfds(dataset: str):
+  """`tensorflow_datasets`, or a `DataError` naming the extra to install."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise DataError(
+        f"task.name: dataset {dataset!r} needs tensorflow-datasets; install it with "
+        "pip install 'tca-jax[data]'") from None
+  return tfds
+
+
+def resolve_data_dir(data_dir: str | None) -> str:
+  """`task.data_dir`, else $TFDS_DATA_DIR, else ~/tensorflow_datasets (TFDS's own default)."""
+  return os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR")
+                            or "~/tensorflow_datasets")
+
+
+def prepare_hint(dataset: str, data_dir: str) -> str:
+  """How to prepare `dataset` into `data_dir` (for error messages and docs)."""
+  cmd = f"python -m tca_jax.tasks.data.prepare {dataset} --data_dir={data_dir}"
+  if dataset in OWN_BUILDERS:
+    from tca_jax.tasks.data import builders  # pylint: disable=g-import-not-at-top
+    files = builders.MANUAL_FILES[dataset]
+    return (f"prepare it with `{cmd}` (downloads) or put {files} in a directory D and set "
+            f"task.manual_dir=D (builds offline)")
+  return (f"prepare it with `{cmd}` (downloads; building {dataset} needs tensorflow-cpu) or set "
+          "task.download=True")
+
+
+def make_builder(dataset: str, data_dir: str):
+  """The TFDS builder of `dataset` (ours for ptb_char/text8, else the catalog's) in ArrayRecord."""
+  tfds = import_tfds(dataset)
+  if dataset in OWN_BUILDERS:
+    from tca_jax.tasks.data import builders  # pylint: disable=g-import-not-at-top
+    return builders.BUILDERS[dataset](data_dir=data_dir, file_format="array_record")
+  return tfds.builder(dataset, data_dir=data_dir, file_format="array_record")
+
+
+def prepare(dataset: str, data_dir: str | None = None, manual_dir: str | None = None):
+  """Builds `dataset` into `data_dir` from `manual_dir` (offline) or by downloading it.
+
+  TFDS writes into a temporary `incomplete.*` directory and renames it at the end, so an
+  interrupted build leaves no half-written dataset behind.
+  """
+  tfds = import_tfds(dataset)
+  data_dir = resolve_data_dir(data_dir)
+  builder = make_builder(dataset, data_dir)
+  config = tfds.download.DownloadConfig(manual_dir=manual_dir and os.path.expanduser(manual_dir))
+  builder.download_and_prepare(download_config=config, file_format="array_record")
+  return builder
+
+
+def open_sources(dataset: str, splits, *, data_dir=None, manual_dir=None, download=False):
+  """Opens random-access sources of `splits` (TFDS split strings), preparing the data if allowed.
+
+  If the dataset is not prepared in `data_dir`, it is built from `manual_dir` when that is set
+  (offline) or downloaded when `download` is True; otherwise a one-line `DataError` names the
+  dataset, where TFDS looked and how to prepare it. Nothing touches the network unless
+  `download` is True.
+
+  Returns:
+    `(builder, [source per split])`; `source[i]` is a dict of numpy arrays, `len(source)` its size.
+  """
+  tfds = import_tfds(dataset)
+  data_dir = resolve_data_dir(data_dir)
+  try:
+    builder = make_builder(dataset, data_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    raise DataError(f"task.name: cannot make the TFDS builder of {dataset!r}: "
+                    f"{type(e).__name__}: {_first_line(e)}") from None
+  try:
+    return builder, [builder.as_data_source(split=s) for s in splits]
+  except Exception as e:  # pylint: disable=broad-except
+    first_error = e
+  info_file = os.path.join(str(builder.data_dir), "dataset_info.json")
+  if os.path.exists(info_file):
+    raise DataError(
+        f"task.data_dir={data_dir!r}: dataset {dataset!r} at {builder.data_dir} cannot be read "
+        f"with tfds.data_source ({type(first_error).__name__}: {_first_line(first_error)}); "
+        "rebuild it in ArrayRecord format: " + prepare_hint(dataset, data_dir)) from None
+  if manual_dir is None and not download:
+    raise DataError(
+        f"task.data_dir={data_dir!r}: dataset {dataset!r} is not prepared (looked in "
+        f"{builder.data_dir}); " + prepare_hint(dataset, data_dir)) from None
+  try:
+    builder = prepare(dataset, data_dir, manual_dir)
+    return builder, [builder.as_data_source(split=s) for s in splits]
+  except DataError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    where = f"from task.manual_dir={manual_dir!r}" if manual_dir else "by downloading it"
+    raise DataError(
+        f"task.data_dir={data_dir!r}: building dataset {dataset!r} {where} failed "
+        f"({type(e).__name__}: {_first_line(e)}); " + prepare_hint(dataset, data_dir)) from None
+
+
+def _first_line(error: Exception) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0] if text else ""
