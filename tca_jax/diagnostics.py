@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from tca_jax import windows
 from tca_jax.learners.base import window_loss
@@ -104,4 +103,5 @@ def spectral_radius(matrix):
 
 
 def global_norm(tree):
-  return optax.global_norm(tree)
+  """sqrt of the sum of squares of every entry of a pytree."""
+  return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))

@@ -90,7 +90,7 @@ def make_train_step(setup: config_lib.Setup, optimizer):
                                           jax.random.fold_in(key, index))
     steps, opt_state = optimizer.update(updates, opt_state, (params, lparams))
     params, lparams = optax.apply_updates((params, lparams), steps)
-    metrics = dict(aux.metrics, update_norm=optax.global_norm(updates))
+    metrics = dict(aux.metrics, update_norm=diagnostics.global_norm(updates))
     return (params, lparams, opt_state, lstate), (aux.loss, aux.outputs, metrics)
 
   def train_step(state: TrainState, batch, key):

@@ -1,0 +1,135 @@
+"""The trainer and the command-line contract: files, metrics, diagnostics, bad input, NaN stop."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tca_jax import config as config_lib
+from tca_jax import metrics_io, train
+from tca_jax.registry import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(**overrides):
+  c = config_lib.default_config()
+  c.task.name = "temporal_order"
+  c.task.length = 10
+  c.model.cell = "srn"
+  c.model.hidden_size = 8
+  c.train.steps = 6
+  c.train.batch_size = 4
+  c.train.log_every = 3
+  c.train.eval_every = 3
+  c.train.eval_batches = 1
+  c.train.eval_batch_size = 8
+  c.train.test_batches = 1
+  for dotted, value in overrides.items():
+    section, field = dotted.split("__")
+    c[section][field] = value
+  return c
+
+
+def test_run_writes_the_contract_files(tmp_path):
+  c = tiny_config(train__diag_every=3, learner__name="tbptt", learner__truncation=3,
+                  train__update_every=5)
+  result = train.train_and_evaluate(c, str(tmp_path))
+  assert set(result) >= {"loss", "accuracy"}
+  assert json.load(open(tmp_path / "config.json"))["learner"]["truncation"] == 3
+  records = metrics_io.read_metrics(str(tmp_path))
+  splits = [r["split"] for r in records]
+  assert splits.count("train") == 2 and splits.count("eval") == 2 and splits[-1] == "test"
+  for r in records:
+    assert isinstance(r["step"], int)
+  train_rec = next(r for r in records if r["split"] == "train")
+  assert {"loss", "accuracy", "steps_per_sec", "update_norm"} <= set(train_rec)
+  diag = [r for r in records if r["split"] == "diag"]
+  # Measured before the update of steps 1, 3 and 6, i.e. after 0, 2 and 5 updates.
+  assert [d["step"] for d in diag] == [0, 2, 5]
+  assert -1.0 <= diag[0]["grad_cosine"] < 1.0 - 1e-6  # truncation loses credit
+  assert "grad_cosine/core/W_hh" in diag[0] and diag[0]["spectral_radius"] > 0
+  flow = json.load(open(tmp_path / "grad_flow.json"))
+  assert len(flow[0]["norm"]) == 10 and flow[0]["distance"][0] == 10
+  assert (tmp_path / "grad_flow.png").stat().st_size > 1000
+
+
+def test_bptt_diagnostic_cosine_is_one(tmp_path):
+  c = tiny_config(train__diag_every=100, train__steps=1)
+  train.train_and_evaluate(c, str(tmp_path))
+  diag = [r for r in metrics_io.read_metrics(str(tmp_path)) if r["split"] == "diag"][0]
+  assert diag["grad_cosine"] == pytest.approx(1.0, abs=1e-5)
+  assert diag["grad_norm_ratio"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_same_seed_same_run(tmp_path):
+  a = train.train_and_evaluate(tiny_config(), str(tmp_path / "a"))
+  b = train.train_and_evaluate(tiny_config(), str(tmp_path / "b"))
+  other = tiny_config()
+  other.seed = 1
+  c = train.train_and_evaluate(other, str(tmp_path / "c"))
+  assert a["loss"] == b["loss"] and a["loss"] != c["loss"]
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("task.name", "nope", "task.name='nope' is not a known task; allowed: copy, adding"),
+    ("model.cell", "rnn", "model.cell='rnn' is not a known cell; allowed: srn, lstm, gru"),
+    ("learner.name", "magic", "learner.name='magic' is not a known learner; allowed: bptt"),
+    ("model.hidden_size", 0, "model.hidden_size=0 must be a positive number"),
+    ("task.length", -3, "task.length=-3"),
+    ("train.learning_rate", 0.0, "train.learning_rate=0.0 must be a positive number"),
+    ("train.optimizer", "adagrad", "train.optimizer='adagrad' is not allowed; allowed: adam"),
+    ("train.update_every", 99, "train.update_every=99 must be an integer in [0, 10]"),
+])
+def test_bad_input_fails_before_anything_is_written(field, value, message, tmp_path):
+  c = tiny_config()
+  section, name = field.split(".")
+  c[section][name] = value
+  with pytest.raises(ConfigError) as e:
+    train.train_and_evaluate(c, str(tmp_path / "run"))
+  assert message in str(e.value)
+  assert "\n" not in str(e.value)
+  assert not (tmp_path / "run").exists()
+
+
+def test_truncation_longer_than_the_sequence(tmp_path):
+  c = tiny_config(learner__name="tbptt", learner__truncation=11)
+  with pytest.raises(ConfigError, match=r"learner.truncation=11 must be an integer in \[1, 10\]"):
+    train.train_and_evaluate(c, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+
+
+def test_nan_stops_the_run_with_a_message(tmp_path):
+  c = tiny_config(train__learning_rate=float("inf"), train__clip_norm=0.0,
+                  train__optimizer="sgd", train__momentum=0.0)
+  with pytest.raises(train.NonFiniteError, match=r"learner 'bptt' became NaN/inf at step \d"):
+    train.train_and_evaluate(c, str(tmp_path))
+
+
+def test_binary_reports_config_errors_in_one_line(tmp_path):
+  out = subprocess.run(
+      [sys.executable, "-m", "experiments.train", "--config=experiments/configs/copy.py",
+       f"--workdir={tmp_path / 'run'}", "--config.learner.name=tbptt",
+       "--config.learner.truncation=500"],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert out.returncode != 0
+  assert out.stderr.strip().splitlines()[-1] == (
+      "error: config.learner.truncation=500 must be an integer in [1, 30] "
+      "(the sequence has 30 steps)")
+  assert not (tmp_path / "run").exists()
+
+
+def test_every_config_file_builds():
+  import glob  # pylint: disable=g-import-not-at-top
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  for path in sorted(glob.glob(os.path.join(ROOT, "experiments", "configs", "*.py"))):
+    if path.endswith("__init__.py"):
+      continue
+    spec = importlib.util.spec_from_file_location("cfg", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if hasattr(module, "get_config"):
+      config_lib.build(module.get_config())
