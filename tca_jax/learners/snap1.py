@@ -1,0 +1,123 @@
+"""SnAp-1 (Menick, Elsen, Evci, Osindero, Simonyan & Graves 2020) for the SRN, LSTM and GRU.
+
+SnAp-n keeps only the entries of the RTRL influence matrix `M_t = d s_t / d theta` (see
+`learners.rtrl`) that n steps of the recurrence can make non-zero, and drops the rest at every
+step. For n = 1 that is the sparsity pattern of the immediate Jacobian `F_t = d s_t / d theta`:
+every weight and bias of these cells is a column of one gate block, so it belongs to one unit u
+and one step moves only that unit's state entries (`h_u` for the SRN and GRU, `h_u` and `c_u` for
+the LSTM). With `n_s` state slots per unit (1, or 2 for the LSTM) the influence is kept as
+`C [batch, n_s, P]`, `C[a, p] = M[a * H + u(p), p]`, O(P) memory like the parameters, and
+
+    C_t[a, p] = sum_b J_t[(a, u(p)), (b, u(p))] C_{t-1}[b, p] + F_t[(a, u(p)), p],
+
+i.e. RTRL's step restricted to the pattern (the unit-diagonal blocks of `J_t`). When the
+recurrent matrices are diagonal, `J_t` is unit-block-diagonal and `F_t` lies in the pattern, so
+nothing is dropped and SnAp-1 equals RTRL; otherwise it is biased (Menick et al. sec. 3).
+
+Choice for the GRU: its reset-gate parameters reach every unit in one step through `U_n`
+(`n = tanh(... + (r * h) U_n)`), so strictly their columns are dense after one step; keeping them
+dense would cost RTRL's O(H^3) memory, so we keep, as for every other parameter, the entries of
+the parameter's own unit. That is still exact when `U_zr` and `U_n` are diagonal.
+
+Implementation. Generic path (any of the three cells): the unit-diagonal blocks of `J_t` come
+from the dense state Jacobian (`jax.jacfwd`, O(S) JVPs) and the pattern entries of `F_t` from the
+dense immediate Jacobian (`jax.jacrev`, O(S) VJPs, transient O(S P) memory), O(H^3) compute per
+step. For the SRN with `structured=True` (the default) both are written out, `J_t[u, u] =
+D_u W_hh[u, u]` and `F_t[u, (k, u)] = a_k D_u` with `D = act'(pre-activation)`,
+`a = [x, h_{t-1}, 1]`: O(P) compute and memory per step. The gradient of the step loss is
+`dL_t/dtheta|_direct + sum_a dL_t/ds_{t-1}[(a, u(p))] C_{t-1}[a, p]` (see `learners.forward`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+from jax.flatten_util import ravel_pytree
+import jax.numpy as jnp
+
+from tca_jax.cells.rnn import ACTIVATIONS, SRN
+from tca_jax.learners import forward
+from tca_jax.learners.base import Aux, Learner
+from tca_jax.registry import ConfigError
+
+CELLS = ("srn", "lstm", "gru")
+
+
+class SnAp1State(NamedTuple):
+  model_state: Any  # batched state pytree
+  influence: jax.Array  # C [batch, n_s, P]; C[a, p] = M[a * H + unit(p), p]
+
+
+@dataclasses.dataclass(frozen=True)
+class SnAp1(Learner):
+  """SnAp-1.
+
+  Attributes:
+    structured: use the closed-form O(P) step for the SRN (the generic path otherwise).
+  """
+
+  NAME: ClassVar[str] = "snap1"
+  exact: ClassVar[bool] = False
+  structured: bool = True
+
+  def __post_init__(self):
+    if not isinstance(self.structured, bool):
+      raise ConfigError(f"learner.structured={self.structured!r} must be True or False")
+
+  def validate_model(self, model):
+    forward.check_cell(model, self.NAME, CELLS)
+
+  def _slots(self, model, params):
+    s, _ = forward.sizes(model, params)
+    return s // model.core.hidden_size
+
+  def init_state(self, model, params, batch_size: int):
+    self.validate_model(model)
+    dtype = jax.tree.leaves(params)[0].dtype
+    _, p = forward.sizes(model, params)
+    return SnAp1State(model.initial_state(batch_size, dtype),
+                      jnp.zeros((batch_size, self._slots(model, params), p), dtype))
+
+  def update(self, model, params, lparams, lstate, batch, loss_fn, key):
+    self.validate_model(model)
+    h_size = model.core.hidden_size
+    n_s = self._slots(model, params)
+    unit = forward.unit_index(params["core"], h_size)
+    structured = self.structured and isinstance(model.core, SRN)
+
+    def propagate_generic(flat, theta, s, x, c, key):
+      del key
+      b = s.shape[0]
+      jac = forward.state_jacobian(flat, theta, s, x).reshape(b, n_s, h_size, n_s, h_size)
+      blocks = jnp.diagonal(jac, axis1=2, axis2=4)[..., unit]  # [B, n_s, n_s, P]
+      imm = forward.param_jacobian(flat, theta, s, x, "reverse").reshape(b, n_s, h_size, -1)
+      imm = jnp.take_along_axis(imm, jnp.asarray(unit)[None, None, None, :], axis=2)[:, :, 0]
+      return jnp.einsum("bacp,bcp->bap", blocks, c) + imm
+
+    def propagate_srn(flat, theta, h, x, c, key):
+      del key
+      p = flat.unravel_params(theta)
+      pre = model.core.pre_activation(p, h, x)
+      d = jax.jvp(ACTIVATIONS[model.core.activation], (pre,), (jnp.ones_like(pre),))[1]
+      j_diag = d * jnp.diagonal(p["W_hh"])  # [B, H]
+
+      def immediate(x_b, h_b, d_b):
+        tree = {"W_xh": jnp.outer(x_b, d_b), "W_hh": jnp.outer(h_b, d_b), "b_h": d_b}
+        return ravel_pytree(tree)[0]
+
+      imm = jax.vmap(immediate)(x, h, d)  # [B, P]
+      return j_diag[:, unit][:, None, :] * c + imm[:, None, :]
+
+    def contract(c, g_s):
+      g = g_s.reshape(g_s.shape[0], n_s, h_size)[..., unit]  # [B, n_s, P]
+      return jnp.einsum("bap,bap->p", g, c)
+
+    out = forward.online_scan(model, params, lstate.model_state, lstate.influence, batch,
+                              loss_fn, key, contract=contract,
+                              propagate=propagate_srn if structured else propagate_generic)
+    zeros = jax.tree.map(jnp.zeros_like, lparams)
+    return SnAp1State(out.model_state, out.trace), (out.grads, zeros), Aux(out.loss, out.outputs, {})
+
+
