@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 
+from absl import logging
+
 from tca_jax.registry import ConfigError
 
 # Datasets with a builder in `tca_jax.tasks.data.builders` (not in the TFDS catalog).
@@ -70,13 +72,16 @@ def make_builder(dataset: str, data_dir: str):
   return tfds.builder(dataset, data_dir=data_dir, file_format="array_record")
 
 
-def prepare(dataset: str, data_dir: str | None = None, manual_dir: str | None = None):
+def prepare(dataset: str, data_dir: str | None = None, manual_dir: str | None = None,
+            quiet: bool = False):
   """Builds `dataset` into `data_dir` from `manual_dir` (offline) or by downloading it.
 
   TFDS writes into a temporary `incomplete.*` directory and renames it at the end, so an
   interrupted build leaves no half-written dataset behind.
   """
   tfds = import_tfds(dataset)
+  if quiet:  # building on the fly inside a training run: log, no progress bars
+    tfds.disable_progress_bar()
   data_dir = resolve_data_dir(data_dir)
   builder = make_builder(dataset, data_dir)
   config = tfds.download.DownloadConfig(manual_dir=manual_dir and os.path.expanduser(manual_dir))
@@ -117,7 +122,9 @@ def open_sources(dataset: str, splits, *, data_dir=None, manual_dir=None, downlo
         f"task.data_dir={data_dir!r}: dataset {dataset!r} is not prepared (looked in "
         f"{builder.data_dir}); " + prepare_hint(dataset, data_dir)) from None
   try:
-    builder = prepare(dataset, data_dir, manual_dir)
+    logging.info("preparing dataset %r in %s %s", dataset, data_dir,
+                 f"from {manual_dir}" if manual_dir else "by downloading it")
+    builder = prepare(dataset, data_dir, manual_dir, quiet=True)
     return builder, [builder.as_data_source(split=s) for s in splits]
   except DataError:
     raise
