@@ -57,6 +57,13 @@ def default_config() -> ml_collections.ConfigDict:
   c.learner.remat = placeholder(bool)  # bptt, tbptt
   c.learner.unroll = placeholder(int)  # bptt, tbptt: lax.scan unroll
   c.learner.truncation = placeholder(int)  # tbptt
+  c.learner.alpha_i = placeholder(float)  # tptt, tptt_hx: first-target step (eq. 3)
+  c.learner.alpha_f = placeholder(float)  # tptt, tptt_hx: model lr; None = train.learning_rate
+  c.learner.alpha_g = placeholder(float)  # tptt, tptt_hx: lr of the inverse G (eq. 9)
+  c.learner.sigma = placeholder(float)  # tptt, tptt_hx: G-phase noise std (sec. 3.1.2)
+  c.learner.p_g = placeholder(float)  # tptt, tptt_hx: G-phase probability (sec. 3.1.3)
+  c.learner.experimental = placeholder(bool)  # tptt, tptt_hx: allow lstm/gru (experimental)
+  c.learner.log_local_losses = placeholder(bool)  # tptt, tptt_hx: per-step local losses
   c.learner.immediate = placeholder(str)  # rtrl: "reverse" | "forward" (d s_t/d theta)
   c.learner.eps = placeholder(float)  # uoro, kf_rtrl: stabiliser of the scalings
   c.learner.structured = placeholder(bool)  # snap1: closed-form O(P) step for the srn
@@ -137,6 +144,9 @@ def build(config: ml_collections.ConfigDict) -> Setup:
         f"train.update_every={t.update_every!r} must be an integer in [0, {length}] "
         f"(0 = the whole sequence of {length} steps)")
   learner.validate(length, t.update_every or length)
+  # Learners defined for some cells only (tptt) check the model here, before compiling.
+  if hasattr(learner, "validate_model"):
+    learner.validate_model(model)
   # Learners defined for some cells only (tptt) check the model here, before compiling.
   if hasattr(learner, "validate_model"):
     learner.validate_model(model)

@@ -1,0 +1,437 @@
+r"""Target propagation through time (Manchev & Spratling 2020): `tptt` and `tptt_hx`.
+
+The SRN (row-vector convention, `x @ W`; the paper writes `W x`)
+
+    h_t = F(x_t, h_{t-1}) = sigma(x_t W_xh + h_{t-1} W_hh + b_h)                      (eq. 1)
+
+is trained without back-propagating errors through `W_hh`. Each call to `update`:
+
+1. runs the window forward from the carried state: `h_0 .. h_T` (`h_0` the state entering it);
+2. sets the first target one gradient step from the last state (eq. 3)
+
+       h^_T = h_T - alpha_i dE/dh_T,
+
+   where `E` is the window loss of `learners.base.window_loss` (the task's weighted per-step loss
+   summed over time and averaged over the batch, i.e. the paper's E = -(1/N) sum_i t_i log y_i for
+   a loss on the last step). `dE/dh_T` is the gradient of that batch-mean loss with respect to the
+   `[batch, H]` array `h_T`, so it carries the paper's 1/N;
+3. propagates difference-corrected targets back in time with a reverse `lax.scan` (eqs. 6-8)
+
+       h^_t = h_t - G(x_{t+1}, h_{t+1}) + G(x_{t+1}, h^_{t+1}),
+       G(x, h) = sigma(x W_xh + h V_hh + c_h),
+
+   with the learned inverse `G` (`V_hh`, `c_h` are the learner's own parameters, `lparams`);
+4. returns descent directions (gradients; the optimizer multiplies them by its learning rate):
+
+   * G-phase (eq. 9, with the noise of sec. 3.1.2): for `V_hh`, `c_h` the gradient of
+     `sum_t MSE(G(x_t, F(x_t, h_{t-1} + eps)), h_{t-1} + eps)`, `eps ~ N(0, sigma^2)` per unit;
+   * F-phase (eq. 10): for `W_hh`, `b_h` the gradient of `sum_t MSE(F(x_t, h_{t-1}), h^_t)` with
+     `h_{t-1}` and `h^_t` held constant (`stop_gradient`), so no gradient crosses time;
+   * `W_hy`, `b_y` (the readout) and, for `tptt`, `W_xh` by `dE` directly (eqs. 11-12; `dE/dW_xh`
+     is the full BPTT gradient, as eq. 12 says); `tptt_hx` (Appendix A) gives `W_xh` the gradient
+     of the local-target loss of eq. 10 instead (eq. 13).
+
+Learning rates: the paper's updates are `W := W - alpha_f * grad` for every model parameter and
+`V := V - alpha_g * grad` for the inverse. The learner returns the gradients themselves (no alpha
+inside) and overrides `optimizer` so that `optax.multi_transform` gives the model parameters the
+trainer's optimizer at `alpha_f` and the learner parameters the same optimizer at `alpha_g`. With
+`train.optimizer="sgd"`, `train.momentum=0.9`, `train.nesterov=True` and `train.clip_norm=0` this
+is the paper's Nesterov-momentum SGD. `alpha_i` is used inside the learner (it sets the targets).
+
+Choices where the paper is vague (documented so they can be changed deliberately):
+
+* MSE is the mean over the batch and the hidden units of the squared difference, per time step;
+  the per-step MSEs are summed over time (the sums of eqs. 9-10).
+* Eq. 9 sums T-1 terms (written t = 1 .. t_max - 1). We keep T-1 terms and take the ones the
+  targets use: eq. 8 applies G at x_2 .. x_T, so the G-phase reconstructs h_1 .. h_{T-1} from
+  steps 2 .. T. The reconstruction of the state entering the window (never a target) is left out.
+* A loss at several steps (the framework allows it; the paper has one at the last step) adds its
+  direct gradient at every step: `h^_t = h_t - G(x_{t+1}, h_{t+1}) + G(x_{t+1}, h^_{t+1})
+  - alpha_i dE/dh_t|_direct`, where `|_direct` is the partial through `y_t` alone. With the loss
+  on the last step only this is exactly eqs. 3 and 6.
+* Randomised phases (sec. 3.1.3): each call runs the G-phase with probability `p_g` and the
+  F-phase always (after it, when it runs); `p_g = 1` is the strict alternation G, F, G, F, ...
+  A G-phase that does not run returns an exactly zero update for `lparams`, and the optimizer of
+  that group skips zero updates entirely (no momentum step, state unchanged, see
+  `skip_zero_updates`), so a skipped phase really is skipped.
+* `V_hh` starts orthogonal (the paper initialises its matrices orthogonally), `c_h` at zero.
+
+Experimental (beyond the paper, its stated future work): with `experimental=True` the same rule
+runs on the LSTM and the GRU. Targets live on the hidden output `h_t` (the readout's features);
+the F-phase loss is `MSE(h_t(x_t, s_{t-1}), h^_t)` with the whole previous state `s_{t-1}` (for
+the LSTM `(h, c)`) held constant and trains every core parameter except the input matrix `W_x`;
+`G(x, h) = tanh(x U_x + h V_hh + c_h)` maps `h_t` to `h_{t-1}` with its own input matrix `U_x`
+(`[in, H]`, trained in the G-phase with `V_hh` and `c_h`) because the gated cells' `W_x` has no
+single `[in, H]` block. The G-phase noise is added to `h_{t-1}` only. Nothing in the paper
+validates this extension.
+
+Metrics (scalars, averaged over windows by the trainer): `f_loss` and `g_loss` (the summed local
+losses of eqs. 10 and 9 before the update), `g_phase` (1 when the G-phase ran),
+`recurrent_update_norm` (Frobenius norm of the recurrent matrix's descent direction, Fig. 3),
+`bptt_cosine_recurrent` for `tptt` (cosine between that direction and the BPTT gradient of the
+same matrix, which the `W_xh` gradient computes anyway; Fig. 5 is `arccos` of it), and with
+`log_local_losses=True` the per-step losses `f_loss/{t:03d}` and `g_loss/{t:03d}` (Fig. 6; t is
+1-based within the window, `g_loss/001` is always 0 because that term is not trained).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, ClassVar, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from tca_jax.cells import initializers
+from tca_jax.cells.gru import GRU
+from tca_jax.cells.lstm import LSTM, LSTMState
+from tca_jax.cells.rnn import ACTIVATIONS, SRN
+from tca_jax.learners.base import Aux, CarriedState, Learner, window_loss
+from tca_jax.registry import ConfigError
+
+# The core parameter that multiplies the input: updated by dE (tptt) or local targets (tptt_hx).
+INPUT_KEYS = ("W_xh", "W_x")
+
+
+def hidden(state):
+  """The hidden output `h` of a cell state (`[..., batch, H]`)."""
+  return state.h if isinstance(state, LSTMState) else state
+
+
+def with_hidden(state, h):
+  """`state` with its hidden output replaced by `h`."""
+  return state._replace(h=h) if isinstance(state, LSTMState) else h
+
+
+def input_key(core_params) -> str:
+  for k in INPUT_KEYS:
+    if k in core_params:
+      return k
+  raise KeyError(f"no input matrix ({', '.join(INPUT_KEYS)}) in core params {tuple(core_params)}")
+
+
+def inverse(core, core_params, lparams, x, h):
+  """The learned inverse `G(x, h)`, an approximation of `h_{t-1}` from `x_t` and `h_t`.
+
+  Args:
+    core: the cell (SRN: the paper's eq. 7, sharing `W_xh`; LSTM/GRU: own `U_x`, experimental).
+    core_params: the cell's parameters.
+    lparams: `{"V_hh": [H, H], "c_h": [H]}` (+ `"U_x": [in, H]` for gated cells).
+    x: `[..., batch, in]`.
+    h: `[..., batch, H]`.
+
+  Returns:
+    `[..., batch, H]`.
+  """
+  if isinstance(core, SRN):
+    act, w_in = ACTIVATIONS[core.activation], core_params["W_xh"]
+  else:
+    act, w_in = jnp.tanh, lparams["U_x"]
+  return act(x @ w_in + h @ lparams["V_hh"] + lparams["c_h"])
+
+
+def forward(core, core_params, state, inputs):
+  """Unrolls the cell over a window, keeping the state entering every step.
+
+  Args:
+    state: the state entering the window (a pytree of `[batch, ...]`).
+    inputs: `[time, batch, in]`.
+
+  Returns:
+    `(final_state, previous_states, hs)`: `previous_states` is the pytree of states entering
+    steps 1..T (`[time, batch, ...]`), `hs` the hidden outputs `h_1 .. h_T`, `[time, batch, H]`.
+  """
+
+  def body(s, x):
+    new, h = core.step(core_params, s, x)
+    return new, (s, h)
+
+  final, (prev, hs) = jax.lax.scan(body, state, inputs)
+  return final, prev, hs
+
+
+def propagate_targets(hs, inputs, direct_grads, inverse_fn: Callable, alpha_i: float):
+  """Difference-corrected targets by a reverse `lax.scan` (eqs. 3, 6 and 8).
+
+      h^_T = h_T - alpha_i g_T
+      h^_t = h_t - G(x_{t+1}, h_{t+1}) + G(x_{t+1}, h^_{t+1}) - alpha_i g_t
+
+  where `g_t` is the direct gradient of the loss at step t (zero where there is no loss; for the
+  paper's last-step loss only `g_T` is non-zero).
+
+  Args:
+    hs: `[time, batch, H]`, the forward hidden outputs `h_1 .. h_T`.
+    inputs: `[time, batch, in]`, `x_1 .. x_T`.
+    direct_grads: `[time, batch, H]`, `g_1 .. g_T`.
+    inverse_fn: `G(x [batch, in], h [batch, H]) -> [batch, H]`.
+    alpha_i: the step size of the first target.
+
+  Returns:
+    `[time, batch, H]` targets `h^_1 .. h^_T`.
+  """
+
+  def body(correction, xs):
+    h, g, x = xs
+    target = h + correction - alpha_i * g
+    # What step t-1 receives: G(x_t, h^_t) - G(x_t, h_t).
+    return inverse_fn(x, target) - inverse_fn(x, h), target
+
+  _, targets = jax.lax.scan(body, jnp.zeros_like(hs[0]), (hs, direct_grads, inputs), reverse=True)
+  return targets
+
+
+def _mse_per_step(a, b):
+  """Mean over batch and units: `[time, batch, H] -> [time]`."""
+  return jnp.mean(jnp.square(a - b), axis=(1, 2))
+
+
+def local_losses(core, core_params, prev_states, inputs, targets):
+  """Per-step F-phase losses `MSE(F(x_t, h_{t-1}), h^_t)`, `[time]` (eq. 10).
+
+  `prev_states` and `targets` pass through `stop_gradient`: the losses depend on `core_params`
+  only through the one step `F(x_t, .)`, so their gradient never crosses time.
+  """
+  prev_states = jax.lax.stop_gradient(prev_states)
+  targets = jax.lax.stop_gradient(targets)
+  _, hs = jax.vmap(core.step, in_axes=(None, 0, 0))(core_params, prev_states, inputs)
+  return _mse_per_step(hs, targets)
+
+
+def inverse_losses(core, core_params, lparams, prev_states, inputs, noise=None):
+  """Per-step G-phase losses `MSE(G(x_t, F(x_t, h_{t-1} + eps)), h_{t-1} + eps)`, `[time]`.
+
+  Entry 0 (the reconstruction of the state entering the window) is returned but not trained.
+  The forward parameters are held constant (`stop_gradient`); only `lparams` get a gradient.
+  """
+  core_params = jax.lax.stop_gradient(core_params)
+  prev_states = jax.lax.stop_gradient(prev_states)
+  h_prev = hidden(prev_states)
+  if noise is not None:
+    h_prev = h_prev + noise
+    prev_states = with_hidden(prev_states, h_prev)
+  _, hs = jax.vmap(core.step, in_axes=(None, 0, 0))(core_params, prev_states, inputs)
+  return _mse_per_step(inverse(core, core_params, lparams, inputs, hs), h_prev)
+
+
+def skip_zero_updates(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+  """Wraps `inner` so that an all-zero update is a no-op: zero output, state unchanged.
+
+  TPTT returns an exactly zero `lparams` update when its randomised G-phase does not run; without
+  this wrapper a momentum optimizer would still move `V_hh` with its velocity.
+  """
+
+  def init_fn(params):
+    return inner.init(params)
+
+  def update_fn(updates, state, params=None):
+    leaves = jax.tree.leaves(updates)
+    active = jnp.any(jnp.stack([jnp.any(u != 0) for u in leaves])) if leaves else False
+    new_updates, new_state = inner.update(updates, state, params)
+    new_updates = jax.tree.map(lambda u: jnp.where(active, u, jnp.zeros_like(u)), new_updates)
+    new_state = jax.tree.map(lambda n, o: jnp.where(active, n, o), new_state, state)
+    return new_updates, new_state
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def _cosine(a, b):
+  a, b = jnp.ravel(a), jnp.ravel(b)
+  denom = jnp.linalg.norm(a) * jnp.linalg.norm(b)
+  return jnp.dot(a, b) / jnp.maximum(denom, jnp.finfo(a.dtype).tiny)
+
+
+@dataclasses.dataclass(frozen=True)
+class TPTT(Learner):
+  """Target propagation through time for the SRN (eqs. 3-12); see the module docstring.
+
+  Attributes:
+    alpha_i: step size of the first target `h^_T = h_T - alpha_i dE/dh_T` (eq. 3).
+    alpha_f: learning rate of the model parameters (eqs. 10-13); None = `train.learning_rate`.
+    alpha_g: learning rate of the inverse's parameters `V_hh`, `c_h` (eq. 9).
+    sigma: standard deviation of the Gaussian noise added to `h_{t-1}` in the G-phase (sec.
+      3.1.2; the paper's epsilon column); 0 = no noise.
+    p_g: probability that a call runs the G-phase (sec. 3.1.3); 1 = strict alternation.
+    experimental: allow the LSTM and GRU (experimental extension, see the module docstring).
+    log_local_losses: add the per-step local losses `f_loss/{t}`, `g_loss/{t}` to the metrics.
+  """
+
+  NAME: ClassVar[str] = "tptt"
+  exact: ClassVar[bool] = False
+  # Appendix A: W_xh descends the local-target loss (eq. 13) instead of dE (eq. 12).
+  local_input: ClassVar[bool] = False
+
+  alpha_i: float = 0.1
+  alpha_f: Optional[float] = None
+  alpha_g: float = 0.001
+  sigma: float = 0.0
+  p_g: float = 1.0
+  experimental: bool = False
+  log_local_losses: bool = False
+
+  def __post_init__(self):
+    def number(v):
+      return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if not number(self.alpha_i) or self.alpha_i <= 0:
+      raise ConfigError(f"learner.alpha_i={self.alpha_i!r} must be a positive number")
+    if self.alpha_f is not None and (not number(self.alpha_f) or self.alpha_f <= 0):
+      raise ConfigError(f"learner.alpha_f={self.alpha_f!r} must be a positive number or None "
+                        "(None = train.learning_rate)")
+    if not number(self.alpha_g) or self.alpha_g <= 0:
+      raise ConfigError(f"learner.alpha_g={self.alpha_g!r} must be a positive number")
+    if not number(self.sigma) or self.sigma < 0:
+      raise ConfigError(f"learner.sigma={self.sigma!r} must be a number >= 0 (0 = no noise)")
+    if not number(self.p_g) or not 0 < self.p_g <= 1:
+      raise ConfigError(f"learner.p_g={self.p_g!r} must be in (0, 1] (1 = strict alternation)")
+
+  def validate_model(self, model) -> None:
+    """Raises `ConfigError` unless the core is an SRN (or an LSTM/GRU with `experimental`)."""
+    core = model.core
+    if isinstance(core, SRN):
+      return
+    if isinstance(core, (LSTM, GRU)):
+      if self.experimental:
+        return
+      raise ConfigError(
+          f"model.cell={type(core).__name__.lower()!r}: learner {self.NAME!r} is defined for "
+          "'srn'; set learner.experimental=True for the experimental lstm/gru extension")
+    raise ConfigError(
+        f"model.cell={type(core).__name__!r} is not allowed for learner {self.NAME!r}; allowed: "
+        "srn (lstm, gru with learner.experimental=True)")
+
+  def init_params(self, key, model, params):
+    """`{"V_hh": orthogonal [H, H], "c_h": zeros [H]}` (+ `"U_x"` for gated cells)."""
+    self.validate_model(model)
+    core_params = params["core"]
+    h = model.core.hidden_size
+    dtype = jax.tree.leaves(params)[0].dtype
+    k_v, k_u = jax.random.split(key)
+    lparams = {"V_hh": initializers.orthogonal(k_v, (h, h)).astype(dtype),
+               "c_h": jnp.zeros((h,), dtype)}
+    if not isinstance(model.core, SRN):
+      n_in = core_params[input_key(core_params)].shape[0]
+      lparams["U_x"] = initializers.input_matrix(k_u, (n_in, h)).astype(dtype)
+    return lparams
+
+  def optimizer(self, make, learning_rate):
+    """`make(alpha_f)` for the model parameters, `make(alpha_g)` (skipping zero updates) for
+    the inverse's, over the `(params, lparams)` tuple."""
+    alpha_f = learning_rate if self.alpha_f is None else self.alpha_f
+
+    def labels(tree):
+      params, lparams = tree
+      return (jax.tree.map(lambda _: "f", params), jax.tree.map(lambda _: "g", lparams))
+
+    return optax.multi_transform(
+        {"f": make(alpha_f), "g": skip_zero_updates(make(self.alpha_g))}, labels)
+
+  def targets(self, model, params, lparams, state, batch, loss_fn):
+    """The forward pass and its local targets, without any update (for tests and analysis).
+
+    Returns:
+      `(hs, targets)`, both `[time, batch, H]`: `h_1 .. h_T` and `h^_1 .. h^_T`.
+    """
+    _, _, hs = forward(model.core, params["core"], state, batch.inputs)
+    direct = jax.grad(lambda h: window_loss(loss_fn, model.readout(params, h), batch))(hs)
+    inverse_fn = lambda x, h: inverse(model.core, params["core"], lparams, x, h)
+    return hs, propagate_targets(hs, batch.inputs, direct, inverse_fn, self.alpha_i)
+
+  def update(self, model, params, lparams, lstate, batch, loss_fn, key):
+    core = model.core
+    state0 = lstate.model_state
+    inputs = batch.inputs
+    in_key = input_key(params["core"])
+
+    # Forward pass, dE for the parameters updated by the chain rule, and the direct dE/dh_t.
+    if self.local_input:
+      final, prev, hs = forward(core, params["core"], state0, inputs)
+
+      def objective(p, delta):
+        outputs = model.readout(p, hs + delta)
+        return window_loss(loss_fn, outputs, batch), outputs
+
+      diff = {"readout": params["readout"]}
+      (loss, outputs), (grad_e, direct) = jax.value_and_grad(
+          objective, argnums=(0, 1), has_aux=True)(diff, jnp.zeros_like(hs))
+    else:
+
+      def objective(p, delta):
+        final, prev, hs = forward(core, p["core"], state0, inputs)
+        outputs = model.readout(p, hs + delta)
+        return window_loss(loss_fn, outputs, batch), (final, prev, hs, outputs)
+
+      probe = jnp.zeros(inputs.shape[:2] + (core.hidden_size,), inputs.dtype)
+      (loss, (final, prev, hs, outputs)), (grad_e, direct) = jax.value_and_grad(
+          objective, argnums=(0, 1), has_aux=True)(params, probe)
+
+    # Targets (eqs. 3, 8), constants from here on.
+    inverse_fn = lambda x, h: inverse(core, params["core"], lparams, x, h)
+    targets = jax.lax.stop_gradient(
+        propagate_targets(hs, inputs, direct, inverse_fn, self.alpha_i))
+
+    # F-phase (eq. 10; eq. 13 for tptt_hx).
+    f_losses, f_grads = _value_and_grad_sum(
+        lambda cp: local_losses(core, cp, prev, inputs, targets), params["core"])
+    core_updates = dict(f_grads)
+    if not self.local_input:
+      core_updates[in_key] = grad_e["core"][in_key]
+    param_updates = {"core": core_updates, "readout": grad_e["readout"]}
+
+    # G-phase (eq. 9 with the noise of sec. 3.1.2), run with probability p_g.
+    k_phase, k_noise = jax.random.split(key)
+    noise = None
+    if self.sigma > 0:
+      noise = self.sigma * jax.random.normal(k_noise, hs.shape, hs.dtype)
+    g_losses, g_grads = _value_and_grad_sum(
+        lambda lp: inverse_losses(core, params["core"], lp, prev, inputs, noise), lparams,
+        weights=jnp.ones(hs.shape[0], hs.dtype).at[0].set(0.0))
+    if self.p_g < 1.0:
+      run_g = jax.random.bernoulli(k_phase, self.p_g)
+      g_grads = jax.tree.map(lambda g: jnp.where(run_g, g, jnp.zeros_like(g)), g_grads)
+    else:
+      run_g = jnp.asarray(True)
+
+    rec_key = _recurrent_key(core)
+    metrics = {
+        "f_loss": jnp.sum(f_losses),
+        "g_loss": jnp.sum(g_losses[1:]),
+        "g_phase": run_g.astype(hs.dtype),
+        "recurrent_update_norm": jnp.linalg.norm(core_updates[rec_key]),
+    }
+    if not self.local_input:
+      metrics["bptt_cosine_recurrent"] = _cosine(core_updates[rec_key], grad_e["core"][rec_key])
+    if self.log_local_losses:
+      for t in range(hs.shape[0]):
+        metrics[f"f_loss/{t + 1:03d}"] = f_losses[t]
+        metrics[f"g_loss/{t + 1:03d}"] = g_losses[t] if t else jnp.zeros_like(g_losses[t])
+    return CarriedState(final), (param_updates, g_grads), Aux(loss, outputs, metrics)
+
+
+def _value_and_grad_sum(fn, params, weights=None):
+  """`(per-step losses [time], gradient of their (weighted) sum)`."""
+
+  def total(p):
+    losses = fn(p)
+    w = jnp.ones_like(losses) if weights is None else weights
+    return jnp.sum(w * losses), losses
+
+  (_, losses), grads = jax.value_and_grad(total, has_aux=True)(params)
+  return losses, grads
+
+
+def _recurrent_key(core) -> str:
+  """The core parameter whose spectrum and update norm the diagnostics track."""
+  if isinstance(core, SRN):
+    return "W_hh"
+  if isinstance(core, GRU):
+    return "U_n"
+  return "W_h"
+
+
+@dataclasses.dataclass(frozen=True)
+class TPTTHx(TPTT):
+  """`tptt_hx` (Appendix A): also `W_xh` descends the local-target loss (eq. 13)."""
+
+  NAME: ClassVar[str] = "tptt_hx"
+  local_input: ClassVar[bool] = True

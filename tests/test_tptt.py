@@ -1,0 +1,335 @@
+"""Target propagation through time: the paper's equations, checked in float64."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from tca_jax import config as config_lib
+from tca_jax import diagnostics, learners, tasks, train
+from tca_jax.cells import GRU, LSTM, SRN
+from tca_jax.learners import tptt as tptt_lib
+from tca_jax.model import Model
+from tca_jax.registry import ConfigError
+from tca_jax.types import Batch
+
+T, B, H, IN, OUT = 6, 3, 5, 4, 3
+
+
+def _problem(key, cell=None, last_only=True):
+  """A small model and batch: random inputs, classification loss at the last step."""
+  cell = cell or SRN(H)
+  model = Model(cell, OUT)
+  k_p, k_x, k_y, k_l = jax.random.split(key, 4)
+  params = model.init(k_p, IN)
+  inputs = jax.random.normal(k_x, (T, B, IN))
+  targets = jax.random.randint(k_y, (T, B), 0, OUT)
+  mask = jnp.zeros((T, B)).at[-1].set(1.0) if last_only else jnp.full((T, B), 1.0 / T)
+  batch = Batch(inputs, targets, mask)
+  task = tasks.get("temporal_order", length=10)  # only its loss (cross-entropy) is used
+  learner = learners.get("tptt", alpha_i=0.3, experimental=not isinstance(cell, SRN))
+  lparams = learner.init_params(k_l, model, params)
+  return model, params, lparams, batch, task.loss
+
+
+def _update(learner, model, params, lparams, batch, loss_fn, key=jax.random.PRNGKey(3)):
+  """One jitted `learner.update` from the initial state (jitted: eager grads of scans are slow)."""
+  lstate = learner.init_state(model, params, B)
+  fn = jax.jit(lambda p, lp, ls, b, k: learner.update(model, p, lp, ls, b, loss_fn, k))
+  _, (pu, lu), aux = fn(params, lparams, lstate, batch, key)
+  return pu, lu, aux
+
+
+def _targets(learner, model, params, lparams, batch, loss_fn):
+  state0 = model.initial_state(B, jax.tree.leaves(params)[0].dtype)
+  fn = jax.jit(lambda p, lp, b: learner.targets(model, p, lp, state0, b, loss_fn))
+  return fn(params, lparams, batch)
+
+
+def test_first_target_is_one_gradient_step(x64, key):
+  model, params, lparams, batch, loss_fn = _problem(key)
+  learner = learners.get("tptt", alpha_i=0.3)
+  hs, targets = _targets(learner, model, params, lparams, batch, loss_fn)
+
+  def loss_of_last(h_last):  # E as a function of h_T alone (the paper's loss on the last step)
+    logits = model.readout(params, h_last)
+    return jnp.mean(loss_fn(logits, batch.targets[-1], batch.mask[-1]))
+
+  expected = hs[-1] - 0.3 * jax.grad(loss_of_last)(hs[-1])
+  np.testing.assert_allclose(targets[-1], expected, rtol=1e-12, atol=1e-14)
+  assert np.abs(targets[-1] - hs[-1]).max() > 1e-4  # a real step
+
+
+def test_corrected_targets_with_exact_inverse_equal_inverse_of_next_target(x64, key):
+  """With G the exact inverse of F, eq. 6 reduces to eq. 5: h^_t = G(x_{t+1}, h^_{t+1})."""
+  cell = SRN(H)
+  k_p, k_x, k_g = jax.random.split(key, 3)
+  cp = cell.init(k_p, IN)
+  inputs = 0.3 * jax.random.normal(k_x, (T, B, IN))
+  _, _, hs = tptt_lib.forward(cell, cp, jnp.zeros((B, H)), inputs)
+  w_inv = jnp.linalg.inv(cp["W_hh"])
+
+  def exact_inverse(x, h):  # tanh is invertible and W_hh (orthogonal) is too
+    return (jnp.arctanh(h) - x @ cp["W_xh"] - cp["b_h"]) @ w_inv
+
+  np.testing.assert_allclose(exact_inverse(inputs[1:], hs[1:]), hs[:-1], atol=1e-12)
+  direct = jnp.zeros_like(hs).at[-1].set(0.02 * jax.random.normal(k_g, (B, H)))
+  targets = tptt_lib.propagate_targets(hs, inputs, direct, exact_inverse, 0.5)
+  assert np.all(np.isfinite(targets))  # the targets stay inside tanh's range
+  np.testing.assert_allclose(targets[-1], hs[-1] - 0.5 * direct[-1], atol=1e-14)
+  for t in range(T - 1):
+    np.testing.assert_allclose(targets[t], exact_inverse(inputs[t + 1], targets[t + 1]),
+                               rtol=1e-10, atol=1e-12)
+  assert np.abs(targets[0] - hs[0]).max() > 1e-4
+
+
+def test_corrected_targets_linear_invertible_case(x64, key):
+  """A linear F(x, h) = x A + h W + b and its exact linear inverse, by the generic function."""
+  k_a, k_w, k_x, k_g = jax.random.split(key, 4)
+  a = jax.random.normal(k_a, (IN, H))
+  w = jnp.eye(H) + 0.3 * jax.random.normal(k_w, (H, H))
+  b = jnp.linspace(-1.0, 1.0, H)
+  inputs = jax.random.normal(k_x, (T, B, IN))
+  hs, h = [], jnp.zeros((B, H))
+  for t in range(T):
+    h = inputs[t] @ a + h @ w + b
+    hs.append(h)
+  hs = jnp.stack(hs)
+  inv = lambda x, h: (h - x @ a - b) @ jnp.linalg.inv(w)
+  direct = jnp.zeros_like(hs).at[-1].set(jax.random.normal(k_g, (B, H)))
+  targets = tptt_lib.propagate_targets(hs, inputs, direct, inv, 0.1)
+  for t in range(T - 1):
+    np.testing.assert_allclose(targets[t], inv(inputs[t + 1], targets[t + 1]), rtol=1e-9,
+                               atol=1e-10)
+
+
+def _f_phase_closed_form(cp, prev, inputs, hs, targets, wrt_input=False):
+  """sum_t d MSE(tanh(x_t W_xh + h_{t-1} W_hh + b), h^_t) / dW with h_{t-1}, h^_t constants."""
+  delta = 2.0 / (B * H) * (hs - targets) * (1.0 - hs ** 2)  # [T, B, H]
+  w_hh = jnp.einsum("tbi,tbj->ij", prev, delta)
+  b_h = jnp.sum(delta, axis=(0, 1))
+  w_xh = jnp.einsum("tbi,tbj->ij", inputs, delta)
+  return (w_hh, b_h, w_xh) if wrt_input else (w_hh, b_h)
+
+
+def test_f_phase_is_local_gradient_with_inputs_held_constant(x64, key):
+  model, params, lparams, batch, loss_fn = _problem(key)
+  learner = learners.get("tptt", alpha_i=0.3)
+  pu, _, aux = _update(learner, model, params, lparams, batch, loss_fn)
+  cp = params["core"]
+  state0 = model.initial_state(B, jnp.float64)
+  _, prev, hs = tptt_lib.forward(model.core, cp, state0, batch.inputs)
+  _, targets = _targets(learner, model, params, lparams, batch, loss_fn)
+  w_hh, b_h = _f_phase_closed_form(cp, prev, batch.inputs, hs, targets)
+  np.testing.assert_allclose(pu["core"]["W_hh"], w_hh, rtol=1e-10, atol=1e-16)
+  np.testing.assert_allclose(pu["core"]["b_h"], b_h, rtol=1e-10, atol=1e-16)
+  assert np.abs(w_hh).max() > 0
+  np.testing.assert_allclose(
+      aux.metrics["f_loss"], np.sum(np.mean((hs - targets) ** 2, axis=(1, 2))), rtol=1e-10)
+
+  # The earlier states reach the local losses only through a stop-gradient path: feeding
+  # states recomputed from the same parameters (a live path back through time) changes nothing.
+  def live(c):
+    _, prev_live, _ = tptt_lib.forward(model.core, c, state0, batch.inputs)
+    return jnp.sum(tptt_lib.local_losses(model.core, c, prev_live, batch.inputs, targets))
+
+  g_live = jax.jit(jax.grad(live))(cp)
+  np.testing.assert_allclose(g_live["W_hh"], pu["core"]["W_hh"], rtol=1e-10, atol=1e-16)
+
+  # ... whereas the same loss with a gradient crossing time gives a different direction.
+  def through_time(c):
+    _, _, hs_c = tptt_lib.forward(model.core, c, state0, batch.inputs)
+    return jnp.sum(jnp.mean((hs_c - targets) ** 2, axis=(1, 2)))
+
+  g_bptt = jax.jit(jax.grad(through_time))(cp)["W_hh"]
+  assert np.abs(g_bptt - pu["core"]["W_hh"]).max() > 1e-3 * np.abs(g_bptt).max()
+
+
+def test_tptt_input_weights_by_de_and_tptt_hx_by_local_targets(x64, key):
+  model, params, lparams, batch, loss_fn = _problem(key)
+  task = tasks.get("temporal_order", length=10)
+  reference = diagnostics.bptt_gradient(model, task, params, batch)
+
+  pu, _, _ = _update(learners.get("tptt", alpha_i=0.3), model, params, lparams, batch, loss_fn)
+  np.testing.assert_allclose(pu["core"]["W_xh"], reference["core"]["W_xh"], rtol=1e-10,
+                             atol=1e-16)
+  for k in ("W", "b"):  # eq. 11
+    np.testing.assert_allclose(pu["readout"][k], reference["readout"][k], rtol=1e-10, atol=1e-16)
+
+  hx = learners.get("tptt_hx", alpha_i=0.3)
+  pu_hx, _, _ = _update(hx, model, params, lparams, batch, loss_fn)
+  state0 = model.initial_state(B, jnp.float64)
+  _, prev, hs = tptt_lib.forward(model.core, params["core"], state0, batch.inputs)
+  _, targets = _targets(hx, model, params, lparams, batch, loss_fn)
+  w_hh, b_h, w_xh = _f_phase_closed_form(params["core"], prev, batch.inputs, hs, targets, True)
+  np.testing.assert_allclose(pu_hx["core"]["W_xh"], w_xh, rtol=1e-10, atol=1e-16)
+  np.testing.assert_allclose(pu_hx["core"]["W_hh"], w_hh, rtol=1e-10, atol=1e-16)
+  np.testing.assert_allclose(pu_hx["readout"]["W"], reference["readout"]["W"], rtol=1e-10)
+  assert np.abs(pu_hx["core"]["W_xh"] - reference["core"]["W_xh"]).max() > 1e-6
+
+
+def test_g_phase_gradient_and_noise(x64, key):
+  model, params, lparams, batch, loss_fn = _problem(key)
+  cp = params["core"]
+  _, prev, hs = tptt_lib.forward(model.core, cp, model.initial_state(B, jnp.float64),
+                                 batch.inputs)
+
+  def g_loss(lp, noise):  # eq. 9 over steps 2..T: G(x_t, F(x_t, h_{t-1} + eps)) ~ h_{t-1} + eps
+    total = 0.0
+    for t in range(1, T):
+      h_prev = prev[t] + noise[t]
+      h_t = jnp.tanh(batch.inputs[t] @ cp["W_xh"] + h_prev @ cp["W_hh"] + cp["b_h"])
+      g = jnp.tanh(batch.inputs[t] @ cp["W_xh"] + h_t @ lp["V_hh"] + lp["c_h"])
+      total = total + jnp.mean((g - h_prev) ** 2)
+    return total
+
+  _, lu, aux = _update(learners.get("tptt"), model, params, lparams, batch, loss_fn)
+  expected = jax.jit(jax.grad(g_loss))(lparams, jnp.zeros_like(hs))
+  for k in ("V_hh", "c_h"):
+    np.testing.assert_allclose(lu[k], expected[k], rtol=1e-10, atol=1e-16)
+  np.testing.assert_allclose(aux.metrics["g_loss"], g_loss(lparams, jnp.zeros_like(hs)),
+                             rtol=1e-10)
+
+  # Noise: the learner draws eps ~ N(0, sigma^2) from the second half of its key.
+  sigma, k = 0.2, jax.random.PRNGKey(11)
+  _, lu_noisy, _ = _update(learners.get("tptt", sigma=sigma), model, params, lparams, batch,
+                           loss_fn, key=k)
+  eps = sigma * jax.random.normal(jax.random.split(k)[1], hs.shape, hs.dtype)
+  expected = jax.jit(jax.grad(g_loss))(lparams, eps)
+  np.testing.assert_allclose(lu_noisy["V_hh"], expected["V_hh"], rtol=1e-10, atol=1e-16)
+  assert np.abs(lu_noisy["V_hh"] - lu["V_hh"]).max() > 1e-6
+
+
+def test_randomised_phases_skip_g_updates_and_momentum(x64, key):
+  model, params, lparams, batch, loss_fn = _problem(key)
+  learner = learners.get("tptt", p_g=0.5)
+  ran = []
+  for i in range(12):
+    pu, lu, aux = _update(learner, model, params, lparams, batch, loss_fn,
+                          key=jax.random.PRNGKey(i))
+    ran.append(bool(aux.metrics["g_phase"]))
+    if not ran[-1]:
+      assert all(np.all(v == 0) for v in jax.tree.leaves(lu))
+    else:
+      assert np.abs(lu["V_hh"]).max() > 0
+    assert np.abs(pu["core"]["W_hh"]).max() > 0  # the F-phase always runs
+  assert any(ran) and not all(ran)
+
+  # A skipped G-phase is no optimizer step at all, even with momentum.
+  opt = tptt_lib.skip_zero_updates(optax.sgd(0.1, momentum=0.9, nesterov=True))
+  p = {"v": jnp.ones(3)}
+  s = opt.init(p)
+  u, s = opt.update({"v": jnp.ones(3)}, s, p)
+  u0, s0 = opt.update({"v": jnp.zeros(3)}, s, p)
+  assert np.all(u0["v"] == 0)
+  for a, b in zip(jax.tree.leaves(s0), jax.tree.leaves(s)):
+    np.testing.assert_array_equal(a, b)
+
+
+def _config(**learner_options):
+  c = config_lib.default_config()
+  c.task.name, c.task.length = "temporal_order", 10
+  c.model.cell, c.model.hidden_size = "srn", 8
+  c.learner.name = learner_options.pop("name", "tptt")
+  for k, v in learner_options.items():
+    c.learner[k] = v
+  c.train.optimizer, c.train.learning_rate, c.train.clip_norm = "sgd", 0.05, 0.0
+  c.train.batch_size = 4
+  return c
+
+
+def test_learning_rates_scale_the_two_groups(x64, key):
+  c = _config(alpha_f=0.05, alpha_g=0.5)
+  c.train.momentum = 0.0
+  setup = config_lib.build(c)
+  opt = train.make_optimizer(c.train, setup.learner)
+  params = setup.model.init(key, setup.task.input_size)
+  lparams = setup.learner.init_params(key, setup.model, params)
+  batch = setup.task.sample(key, 4)
+  lstate = setup.learner.init_state(setup.model, params, 4)
+  _, (pu, lu), _ = jax.jit(lambda p, lp, ls, b, k: setup.learner.update(
+      setup.model, p, lp, ls, b, setup.task.loss, k))(params, lparams, lstate, batch, key)
+  steps, _ = opt.update((pu, lu), opt.init((params, lparams)), (params, lparams))
+  np.testing.assert_allclose(steps[0]["core"]["W_hh"], -0.05 * pu["core"]["W_hh"], rtol=1e-12)
+  np.testing.assert_allclose(steps[0]["readout"]["W"], -0.05 * pu["readout"]["W"], rtol=1e-12)
+  np.testing.assert_allclose(steps[1]["V_hh"], -0.5 * lu["V_hh"], rtol=1e-12)
+
+
+def _runner(c, seed=0):
+  """A jitted train step and the initial state for config `c` (compiled once per config)."""
+  setup = config_lib.build(c)
+  opt = train.make_optimizer(c.train, setup.learner)
+  k = jax.random.PRNGKey(seed)
+  params = setup.model.init(k, setup.task.input_size)
+  lparams, lstate = setup.learner.init(k, setup.model, params, c.train.batch_size)
+  init = train.TrainState(jnp.asarray(0), params, lparams, opt.init((params, lparams)), lstate,
+                          jnp.asarray(-1))
+  step = train.make_train_step(setup, opt)
+
+  def run(steps):
+    state = jax.tree.map(jnp.array, init)
+    for i in range(steps):
+      ki = jax.random.fold_in(k, i)
+      state, _ = step(state, setup.task.sample(ki, c.train.batch_size), jax.random.fold_in(ki, 1))
+    return state
+
+  return init, run
+
+
+@pytest.mark.parametrize("options", [{}, {"sigma": 0.1, "p_g": 0.5}])
+def test_two_runs_with_the_same_seed_are_identical(options):
+  init, run = _runner(_config(**options))
+  a, b = run(4), run(4)
+  for x, y in zip(jax.tree.leaves((a.params, a.lparams)), jax.tree.leaves((b.params, b.lparams))):
+    np.testing.assert_array_equal(x, y)
+  assert np.abs(a.params["core"]["W_hh"] - init.params["core"]["W_hh"]).max() > 0
+  assert np.abs(a.lparams["V_hh"] - init.lparams["V_hh"]).max() > 0
+
+
+def test_config_errors():
+  c = _config()
+  c.model.cell = "lstm"
+  with pytest.raises(ConfigError, match="learner.experimental"):
+    config_lib.build(c)
+  c.learner.experimental = True
+  config_lib.build(c)
+  for field, value in (("p_g", 0.0), ("sigma", -1.0), ("alpha_i", 0.0), ("alpha_g", -1.0)):
+    with pytest.raises(ConfigError, match=f"learner.{field}"):
+      config_lib.build(_config(**{field: value}))
+
+
+@pytest.mark.parametrize("cell", [LSTM(H), GRU(H)], ids=["lstm", "gru"])
+def test_experimental_gated_cells_use_local_hidden_targets(x64, key, cell):
+  model, params, _, batch, loss_fn = _problem(key, cell)
+  learner = learners.get("tptt", experimental=True, alpha_i=0.3)
+  lparams = learner.init_params(key, model, params)
+  assert set(lparams) == {"V_hh", "c_h", "U_x"}
+  pu, lu, aux = _update(learner, model, params, lparams, batch, loss_fn)
+  cp = params["core"]
+  state0 = model.initial_state(B, jnp.float64)
+  _, targets = _targets(learner, model, params, lparams, batch, loss_fn)
+
+  def live(c):  # states recomputed from the same parameters: the update must not see that path
+    _, prev, _ = tptt_lib.forward(model.core, c, state0, batch.inputs)
+    return jnp.sum(tptt_lib.local_losses(model.core, c, prev, batch.inputs, targets))
+
+  expected = jax.jit(jax.grad(live))(cp)
+  task = tasks.get("temporal_order", length=10)
+  reference = diagnostics.bptt_gradient(model, task, params, batch)
+  for k in cp:
+    want = reference["core"][k] if k == "W_x" else expected[k]
+    np.testing.assert_allclose(pu["core"][k], want, rtol=1e-10, atol=1e-16)
+  assert all(np.all(np.isfinite(v)) for v in jax.tree.leaves((pu, lu)))
+  assert np.abs(lu["U_x"]).max() > 0
+
+
+def test_local_loss_metrics():
+  model, params, lparams, batch, loss_fn = _problem(jax.random.PRNGKey(0))
+  learner = learners.get("tptt", log_local_losses=True)
+  _, _, aux = _update(learner, model, params, lparams, batch, loss_fn)
+  f = [float(aux.metrics[f"f_loss/{t:03d}"]) for t in range(1, T + 1)]
+  g = [float(aux.metrics[f"g_loss/{t:03d}"]) for t in range(1, T + 1)]
+  np.testing.assert_allclose(sum(f), aux.metrics["f_loss"], rtol=1e-5)
+  np.testing.assert_allclose(sum(g), aux.metrics["g_loss"], rtol=1e-5)
+  assert g[0] == 0.0 and f[-1] > 0
