@@ -2,7 +2,6 @@
 
 from tca_jax.learners.base import Aux, CarriedState, Learner, window_loss
 from tca_jax.learners.bptt import BPTT, TBPTT
-from tca_jax.learners.sab import SAB
 from tca_jax.learners.kf_rtrl import KFRTRL
 from tca_jax.learners.rtrl import RTRL
 from tca_jax.learners.snap1 import SnAp1
@@ -13,7 +12,6 @@ from tca_jax.registry import Registry
 REGISTRY = Registry("learner", "learner.name")
 REGISTRY.register(BPTT.NAME)(BPTT)
 REGISTRY.register(TBPTT.NAME)(TBPTT)
-REGISTRY.register(SAB.NAME)(SAB)
 for _cls in (RTRL, UORO, KFRTRL, SnAp1):  # forward-mode online learners
   REGISTRY.register(_cls.NAME)(_cls)
 REGISTRY.register(TPTT.NAME)(TPTT)
@@ -23,5 +21,5 @@ get = REGISTRY.get
 names = REGISTRY.names
 register = REGISTRY.register
 
-__all__ = ["Aux", "CarriedState", "Learner", "BPTT", "TBPTT", "SAB", "get", "names", "register",
+__all__ = ["Aux", "CarriedState", "Learner", "BPTT", "TBPTT", "get", "names", "register",
            "window_loss"]
