@@ -14,15 +14,19 @@ A cell is a frozen dataclass (hashable, so it can be a static argument of `jax.j
 from tca_jax.cells.gru import GRU
 from tca_jax.cells.lstm import LSTM, LSTMState
 from tca_jax.cells.rnn import SRN
+from tca_jax.cells.attention import AttnLSTM
+from tca_jax.cells.sab import SABLSTM, SABState
 from tca_jax.registry import Registry
 
 REGISTRY = Registry("cell", "model.cell")
 REGISTRY.register("srn")(SRN)
 REGISTRY.register("lstm")(LSTM)
 REGISTRY.register("gru")(GRU)
+REGISTRY.register("sab_lstm")(SABLSTM)
+REGISTRY.register("attn_lstm")(AttnLSTM)
 
 get = REGISTRY.get
 names = REGISTRY.names
 register = REGISTRY.register
 
-__all__ = ["SRN", "LSTM", "LSTMState", "GRU", "get", "names", "register"]
+__all__ = ["SRN", "LSTM", "LSTMState", "GRU", "SABLSTM", "SABState", "AttnLSTM", "get", "names", "register"]

@@ -1,0 +1,174 @@
+"""SAB: the sab_lstm / attn_lstm cores and the `sab` learner (exactness in float64)."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tca_jax import cells, diagnostics, learners, tasks
+from tca_jax.cells.sab import SABLSTM
+from tca_jax.learners.sab import SAB, window_gradients
+from tca_jax.model import Model
+from tca_jax.registry import ConfigError
+
+H, B = 5, 2
+
+
+def _setup(length=4, **core_options):
+  """Copy task with T=length (length + 20 steps), a small SAB model, random inputs."""
+  task = tasks.get("copy", length=length)
+  core = SABLSTM(H, **core_options)
+  model = Model(core, task.output_size)
+  params = model.init(jax.random.PRNGKey(0), task.input_size)
+  # Larger attention weights than at init, so that selections differ across steps.
+  params = jax.tree.map(lambda p: 2.0 * p, params)
+  batch = task.sample(jax.random.PRNGKey(1), B)
+  # Dense random inputs make every step informative (one-hot copy inputs are mostly blanks).
+  inputs = jax.random.normal(jax.random.PRNGKey(2), batch.inputs.shape)
+  return task, model, params, batch._replace(inputs=inputs)
+
+
+def _close(a, b, rtol=1e-9, atol=1e-12):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+
+
+def _sab_update(learner, model, task, params, batch, update_every=0):
+  return diagnostics.accumulated_update(learner, model, task, params, {}, batch,
+                                        jax.random.PRNGKey(3), update_every)[0]
+
+
+def test_core_shapes_and_memory_writes():
+  core = cells.get("sab_lstm", hidden_size=H, k_top=2, k_att=3, max_memories=4)
+  assert core.feature_size == 2 * H
+  params = core.init(jax.random.PRNGKey(0), 3)
+  state = core.initial_state(B)
+  assert state.memory.shape == (4, B, H) and state.keys.shape == (4, B, H)
+  xs = jax.random.normal(jax.random.PRNGKey(1), (14, B, 3))
+  final, feats = jax.lax.scan(lambda s, x: core.step(params, s, x), state, xs)
+  assert feats.shape == (14, B, 2 * H)
+  # Writes after steps 3, 6, 9, 12 (1-based): 4; the fifth would not fit and is dropped.
+  assert float(final.count) == 4.0 and float(final.t) == 14.0
+  # Memory slot 0 holds h after step 3, its key W1 h.
+  _, f3 = jax.lax.scan(lambda s, x: core.step(params, s, x), state, xs[:3])
+  np.testing.assert_allclose(final.memory[0], f3[-1, :, :H], rtol=1e-6)
+  np.testing.assert_allclose(final.keys[0], f3[-1, :, :H] @ params["attn"]["W1"], rtol=1e-5,
+                             atol=1e-6)
+  # Summary part of the features: s_t = h_t - h^_t; zero while the memory is empty.
+  np.testing.assert_array_equal(feats[:3, :, H:], 0.0)
+  model = Model(cells.get("attn_lstm", hidden_size=H, max_memories=14), 10)
+  p = model.init(jax.random.PRNGKey(0), 3)
+  _, out = model.unroll(p, model.initial_state(B), xs)
+  assert out.shape == (14, B, 10)
+
+
+def test_config_errors():
+  with pytest.raises(ConfigError, match="model.k_top"):
+    SABLSTM(H, k_top=9, max_memories=8)
+  with pytest.raises(ConfigError, match="model.k_top"):
+    SABLSTM(H, k_top=1, sparsify="release")
+  with pytest.raises(ConfigError, match="model.sparsify"):
+    SABLSTM(H, sparsify="nope")
+  with pytest.raises(ConfigError, match="learner.k_trunc"):
+    SAB(k_trunc=50).validate(24, 24)
+  with pytest.raises(ConfigError, match="train.update_every"):
+    SAB(k_trunc=4).validate(24, 8)
+  SAB(k_trunc=4).validate(24, 4)
+  with pytest.raises(ConfigError, match="model.cell"):
+    SAB().init_state(Model(cells.get("lstm", hidden_size=H), 10), {}, B)
+
+
+def test_unselected_memories_get_exactly_zero_gradient(x64):
+  core = SABLSTM(H, k_top=2, max_memories=9)
+  params = core.init(jax.random.PRNGKey(0), 3)
+  params["attn"] = jax.tree.map(lambda p: 3 * p, params["attn"])
+  keys = jax.random.split(jax.random.PRNGKey(1), 3)
+  memory = jax.random.normal(keys[0], (9, B, H))
+  mkeys = memory @ params["attn"]["W1"]
+  h_hat = jax.random.normal(keys[1], (B, H))
+  count = jnp.asarray(7.0)  # slots 7, 8 are empty
+
+  def f(mem, ks):
+    s, _ = core.attend(params, h_hat, mem, ks, count)
+    return jnp.sum(jnp.sin(s))
+
+  g_mem, g_keys = jax.grad(f, argnums=(0, 1))(memory, mkeys)
+  raw = core.attention_logits(params, h_hat, mkeys, count)  # [B, M]
+  rank = jnp.argsort(jnp.argsort(-raw, -1), -1).T  # [M, B], 0 = largest
+  sel = rank < 2
+  assert bool(jnp.all(jnp.where(~sel[..., None], g_mem == 0, True)))
+  assert bool(jnp.all(jnp.any(g_mem != 0, -1) == sel))
+  # Raw weights: the k selected and the threshold (rank k) only.
+  assert bool(jnp.all(jnp.any(g_keys != 0, -1) == (rank <= 2)))
+
+
+@pytest.mark.parametrize("core_options", [
+    dict(k_top=24, k_att=1, max_memories=24),  # every memory selected (softmax regime)
+    dict(k_top=2, k_att=1, max_memories=24),  # sparse selection
+    dict(k_top=0, k_att=1, max_memories=24),  # dense core
+])
+def test_untruncated_sab_equals_bptt(x64, core_options):
+  task, model, params, batch = _setup(**core_options)
+  learner = SAB(k_trunc=batch.length)
+  update = _sab_update(learner, model, task, params, batch)
+  _close(update, diagnostics.bptt_gradient(model, task, params, batch))
+
+
+@pytest.mark.parametrize("mental", [True, False])
+def test_replay_backward_equals_autodiff_of_truncated_graph(x64, mental):
+  task, model, params, batch = _setup(k_top=2, k_att=2, max_memories=12)
+  a = _sab_update(SAB(k_trunc=3, mental_updates=mental), model, task, params, batch)
+  b = _sab_update(SAB(k_trunc=3, mental_updates=mental, backward="autodiff"), model, task,
+                  params, batch)
+  _close(a, b)
+  bptt = diagnostics.bptt_gradient(model, task, params, batch)
+  assert not np.allclose(a["core"]["lstm"]["W_h"], bptt["core"]["lstm"]["W_h"])
+
+
+def test_without_mental_updates_no_credit_reaches_states_before_a_memory(x64):
+  task, model, params, batch = _setup(k_top=3, k_att=2, max_memories=12)
+  last_only = jnp.zeros_like(batch.mask).at[-1].set(1.0)
+  batch = batch._replace(mask=last_only)
+  k = 4
+  first = k * ((batch.length - 1) // k)  # the last block: the loss's own sequential reach
+
+  def dinputs(mental):
+    learner = SAB(k_trunc=k, mental_updates=mental)
+    lstate = learner.init_state(model, params, B)
+    return window_gradients(learner, model, params, lstate, batch, task.loss).dinputs
+
+  without, with_mu = dinputs(False), dinputs(True)
+  np.testing.assert_array_equal(without[:first], 0.0)
+  assert bool(jnp.any(without[first:] != 0))
+  # With mental updates the credit reaches blocks before memories that the last steps select.
+  assert float(jnp.sum(jnp.abs(with_mu[:first]))) > 0
+  # ... but only the steps up to a memory's block: nothing after the last write before `first`
+  # and outside any block holding a memory.
+  learner = SAB(k_trunc=k, backward="autodiff")
+  ref = window_gradients(learner, model, params, learner.init_state(model, params, B), batch,
+                         task.loss).dinputs
+  np.testing.assert_allclose(with_mu, ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("k_att,mental", [(2, True), (4, True), (6, True), (3, False)])
+def test_online_replay_equals_offline_gradient(x64, k_att, mental):
+  task, model, params, batch = _setup(k_top=2, k_att=k_att, max_memories=12)
+  learner = SAB(k_trunc=4, mental_updates=mental)
+  offline = _sab_update(learner, model, task, params, batch, update_every=0)
+  online = _sab_update(learner, model, task, params, batch, update_every=4)
+  _close(online, offline)
+
+
+def test_online_state_shapes_and_replay_buffer():
+  task, model, params, batch = _setup(k_top=2, k_att=4, max_memories=8)
+  learner = SAB(k_trunc=4)
+  lstate = learner.init_state(model, params, B)
+  window = batch.window(0, 4)
+  new, (updates, _), aux = learner.update(model, params, {}, lstate, window, task.loss, None)
+  assert jax.tree.map(jnp.shape, new) == jax.tree.map(jnp.shape, lstate)
+  assert jax.tree.map(jnp.shape, updates) == jax.tree.map(jnp.shape, params)
+  assert aux.outputs.shape == (4, B, task.output_size)
+  assert bool(new.replay.stored[0]) and not bool(jnp.any(new.replay.stored[1:]))
+  np.testing.assert_array_equal(new.replay.inputs[0], window.inputs)
