@@ -51,12 +51,21 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.recurrent_init = placeholder(str)  # "orthogonal" | "normal" | "identity"
   c.model.init_scale = placeholder(float)
   c.model.forget_bias = placeholder(float)  # lstm
+  # sab_lstm, attn_lstm (the SAB paper's k_top and k_att live on the core: they shape the forward
+  # pass that evaluation also runs). k_top=0: dense softmax attention (Table 4's "k_top = all").
+  c.model.k_top = placeholder(int)
+  c.model.k_att = placeholder(int)
+  c.model.max_memories = placeholder(int)  # memory slots; size as ceil(T_seq / k_att)
+  c.model.attention_size = placeholder(int)
+  c.model.sparsify = placeholder(str)  # "paper" | "release"
 
   c.learner = ml_collections.ConfigDict()
   c.learner.name = "bptt"
   c.learner.remat = placeholder(bool)  # bptt, tbptt
   c.learner.unroll = placeholder(int)  # bptt, tbptt: lax.scan unroll
   c.learner.truncation = placeholder(int)  # tbptt
+  c.learner.k_trunc = placeholder(int)  # sab: sequential truncation (and mental-update reach)
+  c.learner.mental_updates = placeholder(bool)  # sab: False = memories are leaves (Table 4)
   c.learner.alpha_i = placeholder(float)  # tptt, tptt_hx: first-target step (eq. 3)
   c.learner.alpha_f = placeholder(float)  # tptt, tptt_hx: model lr; None = train.learning_rate
   c.learner.alpha_g = placeholder(float)  # tptt, tptt_hx: lr of the inverse G (eq. 9)

@@ -2,6 +2,7 @@
 
 from tca_jax.learners.base import Aux, CarriedState, Learner, window_loss
 from tca_jax.learners.bptt import BPTT, TBPTT
+from tca_jax.learners.sab import SAB
 from tca_jax.learners.kf_rtrl import KFRTRL
 from tca_jax.learners.rtrl import RTRL
 from tca_jax.learners.snap1 import SnAp1
@@ -12,6 +13,7 @@ from tca_jax.registry import Registry
 REGISTRY = Registry("learner", "learner.name")
 REGISTRY.register(BPTT.NAME)(BPTT)
 REGISTRY.register(TBPTT.NAME)(TBPTT)
+REGISTRY.register(SAB.NAME)(SAB)
 for _cls in (RTRL, UORO, KFRTRL, SnAp1):  # forward-mode online learners
   REGISTRY.register(_cls.NAME)(_cls)
 REGISTRY.register(TPTT.NAME)(TPTT)
