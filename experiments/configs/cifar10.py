@@ -16,8 +16,8 @@ from experiments.configs._data import apply_learner_preset, image_config
 PRESETS = {
     "bptt": {},
     "tbptt300": {"learner.name": "tbptt", "learner.truncation": 300},
-    "sab": {"learner.name": "sab", "learner.k_trunc": 16, "learner.k_top": 10,
-            "learner.k_att": 16},
+    "sab": {"model.cell": "sab_lstm", "model.k_top": 10, "model.k_att": 16,
+            "learner.name": "sab", "learner.k_trunc": 16},
     "quick": {},
 }
 

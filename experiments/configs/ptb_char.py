@@ -22,8 +22,8 @@ PRESETS = {
     "tbptt1": {"learner.name": "tbptt", "learner.truncation": 1},
     "tbptt5": {"learner.name": "tbptt", "learner.truncation": 5},
     "tbptt20": {"learner.name": "tbptt", "learner.truncation": 20},
-    "sab": {"learner.name": "sab", "learner.k_trunc": 20, "learner.k_top": 10,
-            "learner.k_att": 20},
+    "sab": {"model.cell": "sab_lstm", "model.k_top": 10, "model.k_att": 20,
+            "learner.name": "sab", "learner.k_trunc": 20},
     "quick": {},
 }
 

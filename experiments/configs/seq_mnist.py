@@ -19,7 +19,8 @@ PRESETS = {
     "tptt": {"learner.name": "tptt", "learner.alpha_i": 1e-7, "learner.alpha_f": 1e-2,
              "learner.alpha_g": 1e-8, "train.optimizer": "sgd", "train.learning_rate": 1e-2},
     "bptt": {"train.optimizer": "sgd", "train.learning_rate": 1e-2},
-    "lstm": {"model.cell": "lstm", "train.optimizer": "adam", "train.learning_rate": 1e-3},
+    "lstm": {"model.cell": "lstm", "model.activation": None, "train.optimizer": "adam",
+             "train.learning_rate": 1e-3},
     "quick": {"learner.name": "tptt", "learner.alpha_i": 1e-7, "learner.alpha_f": 1e-2,
               "learner.alpha_g": 1e-8, "train.optimizer": "sgd", "train.learning_rate": 1e-2},
 }

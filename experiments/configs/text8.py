@@ -16,8 +16,8 @@ from experiments.configs._data import apply_learner_preset, lm_config
 PRESETS = {
     "bptt": {},
     "tbptt5": {"learner.name": "tbptt", "learner.truncation": 5},
-    "sab": {"learner.name": "sab", "learner.k_trunc": 20, "learner.k_top": 10,
-            "learner.k_att": 20},
+    "sab": {"model.cell": "sab_lstm", "model.k_top": 10, "model.k_att": 20,
+            "learner.name": "sab", "learner.k_trunc": 20},
     "quick": {},
 }
 
