@@ -43,3 +43,83 @@ def plot_curves(xs, series: dict, path: str, xlabel: str = "step", ylabel: str =
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def plot_update_angle(records, path: str, key: str = "grad_cosine/core/W_hh", window: int = 10,
+                      title: str = ""):
+  """TPTT Fig. 5: the angle between a learner's `W_hh` update and BPTT's, over training.
+
+  Args:
+    records: dicts with "step" and `key` (a cosine; the trainer's "diag" split logs
+      "grad_cosine/core/W_hh", TPTT's training metrics "bptt_cosine_recurrent").
+    path: the PNG file to write.
+    key: which cosine to plot.
+    window: consecutive records averaged per point; error bars are two standard deviations.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  rows = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+  fig, ax = plt.subplots(figsize=(6, 4))
+  if rows:
+    steps, cos = np.array(rows, dtype=float).T
+    angles = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    n = max(1, len(angles) // window)
+    chunks = np.array_split(np.arange(len(angles)), n)
+    xs = [steps[c].mean() for c in chunks]
+    ax.errorbar(xs, [angles[c].mean() for c in chunks],
+                yerr=[2 * angles[c].std() for c in chunks], fmt="o-", ms=3, capsize=2)
+  ax.axhline(90.0, color="gray", lw=0.5, ls="--")
+  ax.set_xlabel("iteration")
+  ax.set_ylabel("angle to the BPTT update of W_hh (degrees)")
+  ax.set_title(title or "update angle against BPTT")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def plot_radius_and_update_norm(steps, radius, update_norm, path: str, title: str = ""):
+  """TPTT Fig. 3 (a, c): spectral radius of `W_hh` and the norm of the weight update."""
+  fig, ax = plt.subplots(figsize=(6, 4))
+  ax.plot(steps[:len(radius)], radius, color="tab:blue", label="spectral radius of W_hh")
+  ax.set_xlabel("iteration")
+  ax.set_ylabel("rho(W_hh)", color="tab:blue")
+  ax2 = ax.twinx()
+  ax2.plot(steps[:len(update_norm)], update_norm, color="tab:red", label="||update||")
+  ax2.set_ylabel("||update of W_hh||", color="tab:red")
+  ax.set_title(title or "spectral radius and update norm")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def plot_local_losses(steps, f_losses, g_losses, global_loss, path: str, title: str = "",
+                      every: int = 1):
+  """TPTT Fig. 6: per-time-step local losses (G-phase, F-phase) and the global loss.
+
+  Args:
+    steps: `[n]` iterations.
+    f_losses: `[n, T]` F-phase loss per step (eq. 10), column t-1 for layer t.
+    g_losses: `[n, T]` G-phase loss per step (eq. 9).
+    global_loss: `[n]` the task loss E.
+    every: plot every `every`-th layer (deep networks are unreadable otherwise).
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  f_losses, g_losses = np.asarray(f_losses), np.asarray(g_losses)
+  fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+  cmap = plt.get_cmap("viridis")
+  layers = range(0, f_losses.shape[1], every)
+  for ax, data, name in ((axes[0], g_losses, "G-phase cost (V_hh, c_h)"),
+                         (axes[1], f_losses, "F-phase cost (W_hh, b_h)")):
+    for t in layers:
+      ax.semilogy(steps, np.maximum(data[:, t], 1e-30), color=cmap(t / max(1, data.shape[1] - 1)),
+                  lw=0.8, label=f"layer {t + 1}")
+    ax.set_xlabel("iteration")
+    ax.set_title(name)
+  axes[2].plot(steps, global_loss)
+  axes[2].set_xlabel("iteration")
+  axes[2].set_title("global cost E")
+  if len(layers) <= 12:
+    axes[1].legend(fontsize="x-small")
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

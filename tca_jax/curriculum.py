@@ -1,0 +1,237 @@
+"""The TPTT paper's experimental protocol (Manchev & Spratling 2020, sec. 3.1), for any learner.
+
+* `train_until_solved`: train at one T for up to `max_iters` iterations (batch `train.batch_size`,
+  20 in the paper), validating every `validate_every` (100) iterations on `val_samples` (10,000)
+  fresh samples; the run is solved when the validation error rate (1 - the task's accuracy) is
+  below `target_error` (1e-4, i.e. no mistake in 10,000), and aborted as a failure when the
+  spectral radius of the recurrent matrix `W_hh` or of TPTT's inverse `V_hh` exceeds
+  `max_radius` (20) or the loss stops being finite. Returns the iterations to solve (Table 2).
+* `curriculum`: T = `start_length` (10), then + `length_step` (10) while solved; `t_max` is the
+  largest T solved (Table 1). Every T starts from a fresh initialisation with the same seed (the
+  paper tunes the learning rates per T, so we read it as independent runs).
+* `generalisation`: train at `train_length` (100) as above, then measure the accuracy on
+  `val_samples` sequences of `test_length` (200) (Table 4).
+
+It reuses the trainer's pieces (`train.make_optimizer`, `train.make_train_step`,
+`train.make_eval_step`, `train.evaluate`); the only addition is a `lax.scan` that runs the
+`validate_every` iterations between two validations (sampling included) in one call, which is
+what makes the protocol affordable on a CPU. The radius is checked at every validation.
+
+`init_std` (default 0.1) re-draws the input and readout weights from N(0, init_std) as the paper
+does ("all synaptic weights sampled from N(0, 0.1)", the recurrent matrix orthogonal); None keeps
+the model's own initialisers.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from typing import Optional
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from tca_jax import config as config_lib
+from tca_jax import diagnostics, metrics_io, train
+from tca_jax.registry import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+  """The protocol's constants; defaults are the paper's."""
+
+  max_iters: int = 100_000
+  validate_every: int = 100
+  val_samples: int = 10_000
+  val_batch_size: int = 1000
+  target_error: float = 1e-4
+  max_radius: float = 20.0
+  start_length: int = 10
+  length_step: int = 10
+  max_length: int = 0  # 0 = no limit
+  train_length: int = 100
+  test_length: int = 200
+  init_std: Optional[float] = 0.1
+
+  def __post_init__(self):
+    for field in ("max_iters", "validate_every", "val_samples", "val_batch_size", "start_length",
+                  "length_step", "train_length", "test_length"):
+      v = getattr(self, field)
+      if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+        raise ConfigError(f"protocol.{field}={v!r} must be a positive integer")
+    if self.max_iters % self.validate_every:
+      raise ConfigError(f"protocol.max_iters={self.max_iters} must be a multiple of "
+                        f"protocol.validate_every={self.validate_every}")
+    if self.val_samples % self.val_batch_size:
+      raise ConfigError(f"protocol.val_samples={self.val_samples} must be a multiple of "
+                        f"protocol.val_batch_size={self.val_batch_size}")
+    if not isinstance(self.max_length, int) or self.max_length < 0:
+      raise ConfigError(f"protocol.max_length={self.max_length!r} must be an integer >= 0")
+    if self.init_std is not None and self.init_std <= 0:
+      raise ConfigError(f"protocol.init_std={self.init_std!r} must be positive or None")
+
+
+def protocol_from_config(config: ml_collections.ConfigDict) -> Protocol:
+  """`Protocol(**config.protocol)`; unknown fields raise `ConfigError`."""
+  section = dict(config.get("protocol", {}))
+  section.pop("mode", None)
+  names = {f.name for f in dataclasses.fields(Protocol)}
+  unknown = sorted(set(section) - names)
+  if unknown:
+    raise ConfigError(f"protocol.{unknown[0]} is not a protocol field; fields: "
+                      f"{', '.join(sorted(names))}")
+  return Protocol(**section)
+
+
+def _with_length(config, length, eval_length=None):
+  c = copy.deepcopy(config)
+  with c.unlocked():
+    c.task.length = length
+    c.task.eval_length = eval_length
+    c.train.steps = max(c.train.steps, 1)
+  return c
+
+
+def _init_params(setup, key, init_std):
+  params = setup.model.init(key, setup.task.input_size)
+  if init_std is None:
+    return params
+  k_in, k_out = jax.random.split(jax.random.fold_in(key, 1))
+  core = dict(params["core"])
+  for name in ("W_xh", "W_x"):
+    if name in core:
+      core[name] = init_std * jax.random.normal(k_in, core[name].shape, core[name].dtype)
+  readout = dict(params["readout"])
+  readout["W"] = init_std * jax.random.normal(k_out, readout["W"].shape, readout["W"].dtype)
+  return {**params, "core": core, "readout": readout}
+
+
+def _radii(setup, params, lparams):
+  out = {}
+  matrix_fn = getattr(setup.model.core, "recurrent_matrix", None)
+  if matrix_fn is not None:
+    out["radius_W_hh"] = diagnostics.spectral_radius(matrix_fn(params["core"]))
+  if isinstance(lparams, dict) and "V_hh" in lparams:
+    out["radius_V_hh"] = diagnostics.spectral_radius(lparams["V_hh"])
+  return out
+
+
+def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, length: int, *,
+                       eval_length: Optional[int] = None, writer=None, seed: Optional[int] = None):
+  """Trains at `task.length = length` until solved, failed or `max_iters`.
+
+  Args:
+    config: an experiment config (`experiments/configs/tptt.py`); `task.length` is replaced.
+    protocol: the protocol constants.
+    length: T.
+    eval_length: if set, also test the final parameters on `val_samples` sequences of this
+      length (the generalisation experiment).
+    writer: optional `metrics_io.MetricsWriter`; records carry `"length": T`.
+    seed: overrides `config.seed`.
+
+  Returns:
+    A dict: `length`, `solved`, `iterations` (to solve, else None), `reason` ("solved",
+    "max_iters", "radius" or "non-finite"), `val_error`, `wall_s`, `history` (one dict per
+    validation) and, with `eval_length`, `test_accuracy`.
+  """
+  cfg = _with_length(config, length, eval_length)
+  setup = config_lib.build(cfg)
+  task, model, learner = setup.task, setup.model, setup.learner
+  t = cfg.train
+  root = jax.random.PRNGKey(config.seed if seed is None else seed)
+  init_key, train_key, val_key, test_key = jax.random.split(root, 4)
+  k_model, k_learner = jax.random.split(init_key)
+  params = _init_params(setup, k_model, protocol.init_std)
+  lparams, lstate = learner.init(k_learner, model, params, t.batch_size)
+  optimizer = train.make_optimizer(t, learner, task.sequence_length)
+  state = train.TrainState(jnp.asarray(0, jnp.int32), params, lparams,
+                           optimizer.init((params, lparams)), lstate, jnp.asarray(-1, jnp.int32))
+  state = jax.tree.map(jnp.array, state)
+  train_step = train.make_train_step(setup, optimizer)
+  val_step = train.make_eval_step(dataclasses.replace(setup, eval_task=task),
+                                  protocol.val_batch_size)
+  n_val = protocol.val_samples // protocol.val_batch_size
+
+  def one(state, key):
+    k_batch, k_update = jax.random.split(key)
+    batch = task.sample(k_batch, t.batch_size)
+    return train_step(state, batch, k_update)
+
+  @jax.jit
+  def chunk(state, start):
+    keys = jax.vmap(lambda i: jax.random.fold_in(train_key, i))(
+        start + jnp.arange(protocol.validate_every))
+    state, metrics = jax.lax.scan(one, state, keys)
+    return state, jax.tree.map(jnp.mean, metrics)
+
+  history, result = [], None
+  start_time = time.time()
+  for it in range(protocol.validate_every, protocol.max_iters + 1, protocol.validate_every):
+    state, metrics = chunk(state, it - protocol.validate_every)
+    record = {"length": length, **metrics_io.to_python(metrics)}
+    if int(state.bad_step) >= 0:
+      result = ("non-finite", it)
+    else:
+      val = train.evaluate(val_step, state.params, jax.random.fold_in(val_key, it), n_val)
+      record.update({f"val_{k}": v for k, v in val.items()})
+      record["val_error"] = 1.0 - val["accuracy"]
+      record.update(_radii(setup, state.params, state.lparams))
+      if record["val_error"] < protocol.target_error:
+        result = ("solved", it)
+      elif max(record.get("radius_W_hh", 0.0), record.get("radius_V_hh", 0.0)) > \
+          protocol.max_radius:
+        result = ("radius", it)
+    record["iteration"] = it
+    history.append(record)
+    if writer is not None:
+      writer.write(it, "train", record)
+    if it % (10 * protocol.validate_every) == 0 or result is not None:
+      logging.info("T=%d it %d: loss %.4g val_error %s", length, it, record.get("loss", np.nan),
+                   record.get("val_error"))
+    if result is not None:
+      break
+  reason, it = result if result is not None else ("max_iters", protocol.max_iters)
+  out = {
+      "length": length,
+      "learner": learner.name,
+      "solved": reason == "solved",
+      "iterations": it if reason == "solved" else None,
+      "reason": reason,
+      "stopped_at": it,
+      "val_error": history[-1].get("val_error"),
+      "wall_s": time.time() - start_time,
+      "history": history,
+  }
+  if eval_length is not None:
+    test_step = train.make_eval_step(setup, protocol.val_batch_size)  # setup.eval_task: T'
+    test = train.evaluate(test_step, state.params, test_key, n_val)
+    out["test_length"] = eval_length
+    out["test_accuracy"] = test["accuracy"]
+    if writer is not None:
+      writer.write(it, "test", {"length": eval_length, "train_length": length, **test})
+  logging.info("T=%d: %s after %d iterations (val error %s)", length, reason, it,
+               out["val_error"])
+  return out
+
+
+def curriculum(config: ml_collections.ConfigDict, protocol: Protocol, writer=None):
+  """T = start, start + step, ... while solved. Returns `{"t_max", "runs": [per-T results]}`."""
+  runs, length = [], protocol.start_length
+  while True:
+    run = train_until_solved(config, protocol, length, writer=writer)
+    runs.append(run)
+    if not run["solved"] or (protocol.max_length and length >= protocol.max_length):
+      break
+    length += protocol.length_step
+  solved = [r["length"] for r in runs if r["solved"]]
+  return {"t_max": max(solved) if solved else 0, "runs": runs}
+
+
+def generalisation(config: ml_collections.ConfigDict, protocol: Protocol, writer=None):
+  """Train at `train_length` (until solved or `max_iters`), test at `test_length` (Table 4)."""
+  return train_until_solved(config, protocol, protocol.train_length,
+                            eval_length=protocol.test_length, writer=writer)
