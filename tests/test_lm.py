@@ -106,6 +106,22 @@ def test_missing_data_is_one_line_error(tmp_path):
   assert not os.path.exists(tmp_path / "d" / "ptb_char" / "1.0.0")
 
 
+@pytest.mark.parametrize("module", ["ptb_char", "text8"])
+def test_experiment_configs_build(tmp_path, module):
+  import importlib  # pylint: disable=g-import-not-at-top
+  configs = importlib.import_module(f"experiments.configs.{module}")
+  manual = tmp_path / "manual"
+  manual.mkdir()
+  _ptb_files(manual)
+  (manual / "text8").write_text("abc de fgh " * 50)
+  for preset in configs.PRESETS:
+    c = configs.get_config(preset)
+    c.task.data_dir = str(tmp_path / "tfds")
+    c.task.manual_dir = str(manual)
+    setup = config_lib.build(c)
+    assert setup.task.name == module and setup.task.carries_state
+
+
 def test_streams_are_contiguous_and_targets_shifted():
   ids = np.arange(103)
   x, y, n = text.streams(ids, batch_size=2, length=10, offset=3)

@@ -118,6 +118,72 @@ def test_one_training_step(tfds, tmp_path, name):
                                              permutation_seed=5).pixel_order().tolist()
 
 
+def _write_array_record_mnist(data_dir, n_train=20, n_test=10):
+  """An MNIST-shaped dataset written as the catalog's `mnist` would be, without TensorFlow.
+
+  PIL encodes the PNGs (the catalog builder needs TensorFlow to encode numpy images), so this runs
+  where only the `data` extra is installed; it lets the read path be tested on real ArrayRecord
+  files and PNG decoding, not on the mock.
+  """
+  import PIL.Image  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds_module  # pylint: disable=g-import-not-at-top
+
+  class FakeMnist(tfds_module.core.GeneratorBasedBuilder, skip_registration=True):
+    name = "mnist"
+    VERSION = tfds_module.builder_cls("mnist").VERSION
+
+    def _info(self):
+      return tfds_module.core.DatasetInfo(builder=self, features=tfds_module.features.FeaturesDict({
+          "image": tfds_module.features.Image(shape=(28, 28, 1)),
+          "label": tfds_module.features.ClassLabel(num_classes=10)}))
+
+    def _split_generators(self, dl_manager):
+      del dl_manager
+      return {"train": self._generate_examples(n_train, 0),
+              "test": self._generate_examples(n_test, 1)}
+
+    def _generate_examples(self, n, seed):
+      rng = np.random.default_rng(seed)
+      for i in range(n):
+        image = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+        yield i, {"image": PIL.Image.fromarray(image, mode="L"), "label": (i + seed) % 10}
+
+  tfds_module.disable_progress_bar()
+  FakeMnist(data_dir=data_dir, file_format="array_record").download_and_prepare()
+  images = {}
+  for split, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
+    rng = np.random.default_rng(seed)
+    images[split] = [(rng.integers(0, 256, (28, 28), dtype=np.uint8), (i + seed) % 10)
+                     for i in range(n)]
+  return images
+
+
+def test_reads_prepared_array_record_files(tmp_path):
+  pytest.importorskip("tensorflow_datasets")
+  from tca_jax.tasks.data import image  # pylint: disable=g-import-not-at-top
+  image._sources.cache_clear()  # pylint: disable=protected-access
+  written = _write_array_record_mnist(str(tmp_path))
+  task = tasks.get("seq_mnist", length=784, data_dir=str(tmp_path), validation_size=5)
+  sizes = {s: len(src) for s, src in task.sources().items()}
+  assert sizes == {"train": 15, "validation": 5, "test": 10}
+  train_images = {img.tobytes(): label for img, label in written["train"]}
+  it = task.train_batches(seed=0, batch_size=5)
+  rows = set()
+  for _ in range(3):  # one epoch of the 15 training images
+    batch, _ = next(it)
+    for b in range(5):
+      pixels = np.round(batch.inputs[:, b, 0] * 255).astype(np.uint8).tobytes()
+      assert pixels in train_images  # decoded exactly, in raster order
+      assert batch.targets[-1, b] == train_images[pixels]
+      rows.add(pixels)
+  assert len(rows) == 15
+  test = list(task.eval_batches("test", 4))
+  assert [b.batch_size for b in test] == [4, 4, 2]
+  first = np.round(test[0].inputs[:, 0, 0] * 255).astype(np.uint8)
+  assert first.tobytes() in {img.tobytes() for img, _ in written["test"]}
+  image._sources.cache_clear()  # pylint: disable=protected-access
+
+
 def test_missing_dataset_fails_before_writing(tmp_path):
   pytest.importorskip("tensorflow_datasets")
   from tca_jax.tasks import data  # pylint: disable=g-import-not-at-top
@@ -132,6 +198,16 @@ def test_missing_dataset_fails_before_writing(tmp_path):
   assert "\n" not in msg and "'mnist'" in msg and str(tmp_path / "tfds") in msg
   assert "python -m tca_jax.tasks.data.prepare mnist" in msg
   assert not workdir.exists()
+
+
+@pytest.mark.parametrize("module", ["seq_mnist", "pmnist", "cifar10"])
+def test_experiment_configs_build(tfds, module):
+  del tfds
+  import importlib  # pylint: disable=g-import-not-at-top
+  configs = importlib.import_module(f"experiments.configs.{module}")
+  for preset in configs.PRESETS:
+    setup = config_lib.build(configs.get_config(preset))
+    assert setup.task.name == module and setup.task.output_size == 10
 
 
 def test_wrong_length_is_a_config_error(tfds):
