@@ -110,8 +110,10 @@ def plot_local_losses(steps, f_losses, g_losses, global_loss, path: str, title: 
   for ax, data, name in ((axes[0], g_losses, "G-phase cost (V_hh, c_h)"),
                          (axes[1], f_losses, "F-phase cost (W_hh, b_h)")):
     for t in layers:
-      ax.semilogy(steps, np.maximum(data[:, t], 1e-30), color=cmap(t / max(1, data.shape[1] - 1)),
-                  lw=0.8, label=f"layer {t + 1}")
+      if not np.any(data[:, t]):  # an untrained term (G's first step) has no curve to show
+        continue
+      ax.semilogy(steps, data[:, t], color=cmap(t / max(1, data.shape[1] - 1)), lw=0.8,
+                  label=f"layer {t + 1}")
     ax.set_xlabel("iteration")
     ax.set_title(name)
   axes[2].plot(steps, global_loss)
@@ -123,3 +125,70 @@ def plot_local_losses(steps, f_losses, g_losses, global_loss, path: str, title: 
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def sab_attention_map(model, params, inputs):
+  """Attention of a SAB / attention core over its memories, from a forward pass.
+
+  Args:
+    model: a `Model` whose core has `attention_map` (`sab_lstm`, `attn_lstm`).
+    params: its params.
+    inputs: `[T, batch, in]`.
+
+  Returns:
+    `[T, M]` numpy array: the (sparsified) attention weight of step t on memory slot i, averaged
+    over the batch; slot i holds the state after step `(i + 1) * k_att` (1-based).
+  """
+  weights = model.core.attention_map(params["core"], inputs)  # [T, B, M]
+  return np.asarray(weights.mean(axis=1))
+
+
+def plot_attention_maps(records, path: str, title: str = ""):
+  """One panel per record (Table 4, right, of the SAB paper): steps down, memories across.
+
+  Args:
+    records: dicts with "step" (training step) and "map" (`[T, M]` nested lists or an array).
+    path: the PNG file to write.
+  """
+  n = len(records)
+  fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), squeeze=False)
+  for ax, rec in zip(axes[0], records):
+    ax.imshow(np.asarray(rec["map"]), aspect="auto", cmap="Greys", vmin=0.0, vmax=1.0,
+              interpolation="nearest")
+    ax.set_title(f"step {rec['step']}", fontsize="small")
+    ax.set_xlabel("memory slot")
+  axes[0][0].set_ylabel("time step t")
+  if title:
+    fig.suptitle(title, fontsize="small")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def record_attention_map(model, task, params, key, step: int, workdir: str,
+                         batch_size: int = 16, panels: int = 4):
+  """Trainer hook: appends the attention map at `step` and redraws `attention_map.png`.
+
+  Does nothing for cores without `attention_map` or tasks without `sample`. Maps are kept in
+  `workdir/attention_maps.json`; the figure shows up to `panels` of them, spread over training.
+  """
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  if getattr(model.core, "attention_map", None) is None or not hasattr(task, "sample"):
+    return
+  batch = task.sample(key, batch_size)
+  path = os.path.join(workdir, "attention_maps.json")
+  records = []
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      records = [r for r in json.load(f) if r["step"] < step]
+  records.append({"step": int(step),
+                  "map": np.round(sab_attention_map(model, params, batch.inputs), 4).tolist()})
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(records, f)
+  shown = records
+  if len(records) > panels:
+    idx = np.unique(np.linspace(0, len(records) - 1, panels).round().astype(int))
+    shown = [records[i] for i in idx]
+  plot_attention_maps(shown, os.path.join(workdir, "attention_map.png"),
+                      f"attention over memories, {task.name} T={task.length}")

@@ -1,5 +1,6 @@
 """Target propagation through time: the paper's equations, checked in float64."""
 
+import dataclasses
 import functools
 
 import jax
@@ -283,9 +284,10 @@ def _runner(c, seed=0):
   return init, run
 
 
-@pytest.mark.parametrize("options", [{}, {"sigma": 0.1, "p_g": 0.5}])
-def test_two_runs_with_the_same_seed_are_identical(options):
-  init, run = _runner(_config(**options))
+def test_two_runs_with_the_same_seed_are_identical():
+  """sigma=0, fixed seed: bit-identical parameters (with noise, the draw is pinned to the key by
+  test_g_phase_gradient_and_noise)."""
+  init, run = _runner(_config(sigma=0.0))
   a, b = run(4), run(4)
   for x, y in zip(jax.tree.leaves((a.params, a.lparams)), jax.tree.leaves((b.params, b.lparams))):
     np.testing.assert_array_equal(x, y)
@@ -339,3 +341,50 @@ def test_local_loss_metrics():
   np.testing.assert_allclose(sum(f), aux.metrics["f_loss"], rtol=1e-5)
   np.testing.assert_allclose(sum(g), aux.metrics["g_loss"], rtol=1e-5)
   assert g[0] == 0.0 and f[-1] > 0
+
+
+def _protocol_config(name="tptt", hidden=16):
+  from experiments.configs import tptt as tptt_config  # pylint: disable=g-import-not-at-top
+  c = tptt_config.get_config("temporal_order" if name == "tptt" else f"temporal_order_{name}")
+  c.model.hidden_size = hidden
+  c.protocol.max_iters = 200
+  c.protocol.validate_every = 100
+  c.protocol.val_samples = 400
+  c.protocol.val_batch_size = 200
+  return c
+
+
+def test_protocol_runs_and_reports(tmp_path):
+  """The paper's protocol on a tiny budget: the radius abort, the records, the config checks."""
+  from tca_jax import curriculum, metrics_io  # pylint: disable=g-import-not-at-top
+  c = _protocol_config(hidden=8)
+  c.protocol.max_iters, c.protocol.validate_every = 40, 20
+  c.protocol.val_samples, c.protocol.val_batch_size = 100, 100
+  # A radius limit below the orthogonal start's radius (1) aborts at the first validation.
+  c.protocol.max_radius, c.protocol.target_error = 0.5, 0.0
+  protocol = curriculum.protocol_from_config(c)
+  writer = metrics_io.MetricsWriter(str(tmp_path))
+  run = curriculum.train_until_solved(c, protocol, 10, writer=writer)
+  assert run["reason"] == "radius" and run["stopped_at"] == 20 and not run["solved"]
+  assert run["iterations"] is None and len(run["history"]) == 1
+  last = run["history"][-1]
+  assert last["radius_W_hh"] > 0.5 and "radius_V_hh" in last and 0 <= last["val_error"] <= 1
+  records = metrics_io.read_metrics(str(tmp_path))
+  assert records[-1]["length"] == 10 and records[-1]["iteration"] == 20
+
+  with pytest.raises(ConfigError, match="protocol.max_iters"):
+    c.protocol.max_iters = 30
+    curriculum.protocol_from_config(c)
+
+
+@pytest.mark.slow
+def test_tptt_solves_temporal_order_t10():
+  """Learning: the paper's TPTT (SRN(100), its rates) reaches 0 errors in 10,000 at T=10."""
+  from tca_jax import curriculum  # pylint: disable=g-import-not-at-top
+  c = _protocol_config(hidden=100)
+  c.protocol.max_iters = 2000
+  c.protocol.validate_every = 100
+  c.protocol.val_samples = 10_000
+  c.protocol.val_batch_size = 1000
+  run = curriculum.train_until_solved(c, curriculum.protocol_from_config(c), 10)
+  assert run["solved"], run["history"][-1]
