@@ -1,0 +1,60 @@
+r"""Runs a grid of `experiments.train` runs on this machine, N at a time.
+
+    python launch/local_sweep.py --config=experiments/configs/copy.py --base_dir=/tmp/sweep \
+        --grid=learner.name=bptt,tbptt --grid=seed=0,1,2 --set=learner.truncation=5 \
+        --parallel=2 [--dry_run]
+
+Every grid point trains in BASE_DIR/<run name> (e.g. `learner.name=tbptt,seed=1`); runs whose
+metrics.jsonl already has a `test` record are skipped, so the same command finishes a sweep that
+was interrupted. `--dry_run` prints the commands and which runs would be skipped.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+try:
+  from tca_jax.launch import sweep
+except ImportError:  # `python launch/local_sweep.py` from a checkout that is not pip-installed
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from tca_jax.launch import sweep
+
+_CONFIG = flags.DEFINE_string("config", None, "Config file[:preset] for every run.")
+_BASE_DIR = flags.DEFINE_string("base_dir", None, "Runs go to BASE_DIR/<run name>.")
+_GRID = flags.DEFINE_multi_string("grid", [], "FIELD=V1,V2,...: one grid axis (repeatable).")
+_SET = flags.DEFINE_multi_string("set", [], "FIELD=VALUE for every run (repeatable).")
+_PARALLEL = flags.DEFINE_integer("parallel", 1, "Runs at a time.")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands; run nothing.")
+flags.mark_flags_as_required(["config", "base_dir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.INFO)
+  try:
+    points = sweep.expand(sweep.parse_grid(_GRID.value))
+    fixed = {}
+    for spec in _SET.value:
+      field, values = sweep.parse_grid([spec])[0]
+      if len(values) != 1:
+        raise ValueError(f"--set={spec!r} takes one value; use --grid for several")
+      fixed[field] = values[0]
+    runs = sweep.plan(points, _CONFIG.value, _BASE_DIR.value, fixed)
+  except ValueError as e:
+    sys.exit(f"error: {e}")
+  if _DRY_RUN.value:
+    for run in runs:
+      print(("# skip (finished): " if run.finished else "") + sweep.format_command(run))
+    print(f"# {len(runs)} runs, {sum(r.finished for r in runs)} finished, "
+          f"--parallel={_PARALLEL.value}")
+    return
+  results = sweep.execute(runs, parallel=_PARALLEL.value)
+  print(sweep.summary(results))
+  if any(r.status == "failed" for r in results):
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)

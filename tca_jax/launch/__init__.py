@@ -1,0 +1,1 @@
+"""Library code behind the launchers in `launch/` (the binaries there stay thin)."""
