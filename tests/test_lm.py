@@ -5,6 +5,7 @@ state is checked through the trainer's own `train_step` and loop.
 """
 
 import os
+import tarfile
 import zipfile
 
 import jax
@@ -70,6 +71,28 @@ def test_ptb_char_builder_from_manual_dir(tmp_path, monkeypatch):
   text.corpus.cache_clear()
   vocab2, splits2 = text.corpus("ptb_char", str(tmp_path / "tfds"))
   assert vocab2 == vocab and np.array_equal(splits2["test"], splits["test"])
+
+
+def test_ptb_char_builder_from_archive(tmp_path):
+  files = tmp_path / "files"
+  files.mkdir()
+  contents = _ptb_files(files)
+  manual = tmp_path / "manual"
+  manual.mkdir()
+  with tarfile.open(manual / "simple-examples.tgz", "w:gz") as tar:
+    for split in contents:
+      tar.add(files / f"ptb.char.{split}.txt", f"./simple-examples/data/ptb.char.{split}.txt")
+  vocab, splits = text.corpus("ptb_char", str(tmp_path / "tfds"), str(manual))
+  assert _decode(splits["validation"], vocab) == builders.ptb_symbols(contents["valid"])
+
+
+def test_download_without_network_fails_fast(tmp_path, monkeypatch):
+  # A closed local port stands for an unreachable host: refused at once, no TFDS retries.
+  monkeypatch.setitem(data.DOWNLOAD_HOSTS, "ptb_char", ("127.0.0.1", 9))
+  with pytest.raises(data.DataError, match="cannot download 'ptb_char'.*task.manual_dir") as e:
+    text.PtbChar(data_dir=str(tmp_path / "tfds"), download=True)
+  assert "\n" not in str(e.value)
+  assert not os.path.exists(tmp_path / "tfds" / "ptb_char")
 
 
 @pytest.mark.parametrize("archive", [False, True])

@@ -21,6 +21,7 @@ batch from a fresh state.
 from __future__ import annotations
 
 import os
+import socket
 
 from absl import logging
 
@@ -28,6 +29,15 @@ from tca_jax.registry import ConfigError
 
 # Datasets with a builder in `tca_jax.tasks.data.builders` (not in the TFDS catalog).
 OWN_BUILDERS = ("ptb_char", "text8")
+# Where each dataset downloads from: checked with a short timeout before downloading, because
+# TFDS's downloader retries for minutes when there is no network.
+DOWNLOAD_HOSTS = {
+    "ptb_char": ("www.fit.vutbr.cz", 80),
+    "text8": ("mattmahoney.net", 80),
+    "mnist": ("storage.googleapis.com", 443),
+    "cifar10": ("www.cs.toronto.edu", 443),
+    "tiny_shakespeare": ("raw.githubusercontent.com", 443),
+}
 
 
 class DataError(ConfigError):
@@ -80,6 +90,8 @@ def prepare(dataset: str, data_dir: str | None = None, manual_dir: str | None = 
   interrupted build leaves no half-written dataset behind.
   """
   tfds = import_tfds(dataset)
+  if manual_dir is None:
+    _check_reachable(dataset, data_dir)
   if quiet:  # building on the fly inside a training run: log, no progress bars
     tfds.disable_progress_bar()
   data_dir = resolve_data_dir(data_dir)
@@ -87,6 +99,26 @@ def prepare(dataset: str, data_dir: str | None = None, manual_dir: str | None = 
   config = tfds.download.DownloadConfig(manual_dir=manual_dir and os.path.expanduser(manual_dir))
   builder.download_and_prepare(download_config=config, file_format="array_record")
   return builder
+
+
+def _check_reachable(dataset: str, data_dir, timeout: float = 10.0):
+  """Raises a `DataError` at once if the download host of `dataset` cannot be reached."""
+  host = DOWNLOAD_HOSTS.get(dataset)
+  if host is None:
+    return
+  try:
+    socket.create_connection(host, timeout=timeout).close()
+  except OSError as e:
+    d = resolve_data_dir(data_dir)
+    if dataset in OWN_BUILDERS:
+      from tca_jax.tasks.data import builders  # pylint: disable=g-import-not-at-top
+      how = (f"put {builders.MANUAL_FILES[dataset]} in a directory D and set task.manual_dir=D "
+             f"(or run python -m tca_jax.tasks.data.prepare {dataset} --manual_dir=D)")
+    else:
+      how = (f"prepare it where there is a network (python -m tca_jax.tasks.data.prepare "
+             f"{dataset}) and copy that data directory's {dataset}/ into {d}")
+    raise DataError(f"task.download: cannot download {dataset!r}: {host[0]} is unreachable "
+                    f"({e}); without a network, {how}") from None
 
 
 def open_sources(dataset: str, splits, *, data_dir=None, manual_dir=None, download=False):

@@ -137,7 +137,12 @@ class PtbChar(_CharBuilder):
     else:
       tgz = str(dl_manager.download(self.URL))
     with tarfile.open(tgz) as tar:
-      return {s: ptb_symbols(tar.extractfile(f"./simple-examples/data/{f}").read().decode())
+      # The archive's members are ./simple-examples/data/ptb.char.*.txt; match on the file name.
+      members = {os.path.basename(m.name): m for m in tar.getmembers() if m.isfile()}
+      missing = [f for f in self.FILES.values() if f not in members]
+      if missing:
+        raise FileNotFoundError(f"{tgz} holds no {', '.join(missing)}")
+      return {s: ptb_symbols(tar.extractfile(members[f]).read().decode())
               for s, f in self.FILES.items()}
 
 

@@ -29,7 +29,7 @@ def main(argv):
   try:
     builder = data.prepare(name, _DATA_DIR.value, _MANUAL_DIR.value)
   except data.DataError as e:
-    sys.exit(f"error: config.{e}")
+    sys.exit(f"error: {e}")
   except Exception as e:  # pylint: disable=broad-except
     hint = data.prepare_hint(name, data.resolve_data_dir(_DATA_DIR.value))
     sys.exit(f"error: preparing {name!r} failed ({type(e).__name__}: "
