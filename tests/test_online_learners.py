@@ -41,7 +41,7 @@ def test_online_config_builds_every_learner():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,steps", [("rtrl", 150), ("uoro", 600)])
+@pytest.mark.parametrize("name,steps", [("rtrl", 150), ("uoro", 300)])
 def test_learns_temporal_order_online(tmp_path, name, steps):
   """Parameters change after every step (update_every=1): no backpropagation through time."""
   from experiments.configs import online  # pylint: disable=g-import-not-at-top
