@@ -177,6 +177,11 @@ def test_train_batches_continue_streams_and_flag_resets(tmp_path):
   # Batch 2 continues every row of batch 1: its first input is batch 1's last target.
   np.testing.assert_array_equal(np.argmax(b2.inputs[0], -1), b1.targets[-1])
   np.testing.assert_array_equal(np.argmax(b1.inputs[1:], -1), b1.targets[:-1])
+  # Resuming at batch k yields what an uninterrupted iterator yields from batch k on.
+  for k in (1, 2, 3):
+    batch, reset = next(task.train_batches(seed=0, batch_size=2, start=k))
+    np.testing.assert_array_equal(batch.inputs, got[k][0].inputs)
+    assert reset == got[k][1]
   never = _lm_task(tmp_path, reset="never").train_batches(0, 2)
   assert not any(next(never)[1] for _ in range(6))
   assert not _lm_task(tmp_path, reset="batch").carries_state

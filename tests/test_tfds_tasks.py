@@ -68,6 +68,10 @@ def test_image_batches(tfds, name):
   assert not np.array_equal(next(it)[0].inputs, epoch[0][0].inputs)
   np.testing.assert_array_equal(next(task.train_batches(3, 4))[0].inputs, epoch[0][0].inputs)
   assert not np.array_equal(next(task.train_batches(4, 4))[0].inputs, epoch[0][0].inputs)
+  # Resuming at batch k (here in the second epoch) matches the uninterrupted stream.
+  for k in (1, N // 4, N // 4 + 1):
+    np.testing.assert_array_equal(next(task.train_batches(3, 4, start=k))[0].inputs,
+                                  _nth(task.train_batches(3, 4), k).inputs)
   evals = list(task.eval_batches("test", 5))
   assert [b.batch_size for b in evals] == [5, 5, 2]  # the whole split, the last batch partial
 
@@ -84,6 +88,12 @@ def test_pmnist_permutation_is_fixed_by_its_seed(tfds):
   batch = a.make_batch(image, np.array([7]))
   np.testing.assert_allclose(batch.inputs[:, 0, 0], image.reshape(-1)[a.pixel_order()] / 255.0)
   assert batch.targets[-1, 0] == 7
+
+
+def _nth(iterator, k):
+  for _ in range(k):
+    next(iterator)
+  return next(iterator)[0]
 
 
 def _image_config(name, length):

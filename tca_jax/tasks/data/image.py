@@ -109,19 +109,23 @@ class _ImageTask(Task):
     labels = np.asarray([e["label"] for e in examples], np.int32)
     return self.make_batch(images, labels)
 
-  def train_batches(self, seed: int, batch_size: int):
-    """Endless `(Batch, reset=False)`, every epoch a fresh permutation from `(seed, epoch)`."""
+  def train_batches(self, seed: int, batch_size: int, start: int = 0):
+    """Endless `(Batch, reset=False)`, every epoch a fresh permutation from `(seed, epoch)`.
+
+    `start` skips that many batches without reading them (resuming a run).
+    """
     source = self.sources()["train"]
     n = len(source)
     if n < batch_size:
       raise ConfigError(f"train.batch_size={batch_size} exceeds the {n} training images of "
                         f"{self.DATASET!r} this process reads")
-    epoch = 0
+    per_epoch = n // batch_size
+    epoch, first = divmod(start, per_epoch)
     while True:
       order = np.random.default_rng([seed, epoch]).permutation(n)
-      for start in range(0, n - batch_size + 1, batch_size):
-        yield self._read(source, order[start:start + batch_size]), False
-      epoch += 1
+      for j in range(first, per_epoch):
+        yield self._read(source, order[j * batch_size:(j + 1) * batch_size]), False
+      epoch, first = epoch + 1, 0
 
   def eval_batches(self, split: str, batch_size: int):
     """One ordered pass over `split` ("validation" or "test")."""

@@ -137,21 +137,32 @@ class _CharLM(Task):
           f"{field}={batch_size}: {len(self.corpus()[1][split])} symbols of {self.DATASET!r} "
           f"{split} are too few for one batch of {batch_size} x task.length={self.length}")
 
-  def train_batches(self, seed: int, batch_size: int):
-    """Endless `(Batch, reset)`; `reset` is True where the carried state must start afresh."""
+  def _epoch_streams(self, ids, seed, epoch, batch_size):
+    offset = int(np.random.default_rng([seed, epoch]).integers(self.length))
+    x, y, n = streams(ids, batch_size, self.length, offset)
+    if n < 1:
+      x, y, n = streams(ids, batch_size, self.length)
+    self._check_size("train", n, batch_size, "train.batch_size")
+    return x, y, n
+
+  def train_batches(self, seed: int, batch_size: int, start: int = 0):
+    """Endless `(Batch, reset)`; `reset` is True where the carried state must start afresh.
+
+    `start` skips that many batches (resuming a run: the carried state then comes from the
+    checkpoint, so the first batch yielded is not a reset unless it starts an epoch).
+    """
     ids = self.corpus()[1]["train"]
-    epoch = 0
+    epoch, first = 0, start
     while True:
-      offset = int(np.random.default_rng([seed, epoch]).integers(self.length))
-      x, y, n = streams(ids, batch_size, self.length, offset)
-      if n < 1:
-        x, y, n = streams(ids, batch_size, self.length)
-      self._check_size("train", n, batch_size, "train.batch_size")
-      for j in range(n):
+      x, y, n = self._epoch_streams(ids, seed, epoch, batch_size)
+      if first >= n:  # skip the whole epoch
+        epoch, first = epoch + 1, first - n
+        continue
+      for j in range(first, n):
         s = slice(j * self.length, (j + 1) * self.length)
         reset = self.reset == "batch" or (j == 0 and self.reset == "epoch")
         yield self.make_batch(x[:, s], y[:, s]), reset
-      epoch += 1
+      epoch, first = epoch + 1, 0
 
   def eval_batches(self, split: str, batch_size: int):
     """One pass over `split` from offset 0; the state is meant to be carried across batches."""
