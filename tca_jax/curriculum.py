@@ -178,7 +178,11 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
     else:
       val = train.evaluate(val_step, state.params, jax.random.fold_in(val_key, it), n_val)
       record.update({f"val_{k}": v for k, v in val.items()})
-      record["val_error"] = 1.0 - val["accuracy"]
+      # Count the mistakes: 1 in 10,000 is an error rate of 1e-4, not "below 1e-4" after a
+      # float32 mean rounds it down.
+      errors = int(round((1.0 - val["accuracy"]) * protocol.val_samples))
+      record["val_errors"] = errors
+      record["val_error"] = errors / protocol.val_samples
       record.update(_radii(setup, state.params, state.lparams))
       if record["val_error"] < protocol.target_error:
         result = ("solved", it)
