@@ -66,13 +66,6 @@ def default_config() -> ml_collections.ConfigDict:
   c.learner.truncation = placeholder(int)  # tbptt
   c.learner.k_trunc = placeholder(int)  # sab: sequential truncation (and mental-update reach)
   c.learner.mental_updates = placeholder(bool)  # sab: False = memories are leaves (Table 4)
-  c.learner.alpha_i = placeholder(float)  # tptt, tptt_hx: first-target step (eq. 3)
-  c.learner.alpha_f = placeholder(float)  # tptt, tptt_hx: model lr; None = train.learning_rate
-  c.learner.alpha_g = placeholder(float)  # tptt, tptt_hx: lr of the inverse G (eq. 9)
-  c.learner.sigma = placeholder(float)  # tptt, tptt_hx: G-phase noise std (sec. 3.1.2)
-  c.learner.p_g = placeholder(float)  # tptt, tptt_hx: G-phase probability (sec. 3.1.3)
-  c.learner.experimental = placeholder(bool)  # tptt, tptt_hx: allow lstm/gru (experimental)
-  c.learner.log_local_losses = placeholder(bool)  # tptt, tptt_hx: per-step local losses
   c.learner.immediate = placeholder(str)  # rtrl: "reverse" | "forward" (d s_t/d theta)
   c.learner.eps = placeholder(float)  # uoro, kf_rtrl: stabiliser of the scalings
   c.learner.structured = placeholder(bool)  # snap1: closed-form O(P) step for the srn
@@ -101,6 +94,15 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.eval_batch_size = 256
   c.train.test_batches = 8
   c.train.diag_every = 0  # 0 disables the gradient diagnostics
+  c.train.checkpoint_every = 500  # orbax checkpoints in DIR/checkpoints; 0 disables them
+  c.train.data_parallel = True  # shard the batch over all devices when there are several
+
+  c.num_seeds = 1  # > 1: that many independent runs (seed, seed + 1, ...) in one vmapped step
+  c.distributed = ml_collections.ConfigDict()
+  c.distributed.enabled = False  # or $TCA_JAX_DISTRIBUTED=1: jax.distributed.initialize()
+  c.distributed.coordinator_address = placeholder(str)  # e.g. "10.0.0.1:1234"; None = detect
+  c.distributed.num_processes = placeholder(int)
+  c.distributed.process_id = placeholder(int)
   return c
 
 
@@ -153,9 +155,6 @@ def build(config: ml_collections.ConfigDict) -> Setup:
         f"train.update_every={t.update_every!r} must be an integer in [0, {length}] "
         f"(0 = the whole sequence of {length} steps)")
   learner.validate(length, t.update_every or length)
-  # Learners defined for some cells only (tptt) check the model here, before compiling.
-  if hasattr(learner, "validate_model"):
-    learner.validate_model(model)
   # Learners defined for some cells only (tptt) check the model here, before compiling.
   if hasattr(learner, "validate_model"):
     learner.validate_model(model)
