@@ -238,8 +238,9 @@ def test_carried_state_crosses_batch_boundary(tmp_path):
   assert abs(float(loss_carried) - float(loss_fresh)) > 1e-4  # the carried state mattered
 
 
-@pytest.mark.parametrize("reset,expected", [("epoch", 3), ("never", 0)])
-def test_trainer_resets_only_where_configured(tmp_path, monkeypatch, reset, expected):
+def test_trainer_resets_only_where_configured(tmp_path, monkeypatch):
+  """reset="epoch": fresh states at steps 1, 3, 5 only (2 batches an epoch); the iterator's
+  flags for "never" and "batch" are checked above."""
   _lm_task(tmp_path)
   calls = []
   original = learner_base.Learner.init_state
@@ -249,9 +250,33 @@ def test_trainer_resets_only_where_configured(tmp_path, monkeypatch, reset, expe
     return original(self, model, params, batch_size)
 
   monkeypatch.setattr(learner_base.Learner, "init_state", counting)
-  result = train.train_and_evaluate(_lm_config(tmp_path, reset), str(tmp_path / "run"))
+  result = train.train_and_evaluate(_lm_config(tmp_path, "epoch"), str(tmp_path / "run"))
   # One call from learner.init; then one per epoch start (5 steps, 2 batches an epoch: 1, 3, 5).
-  assert len(calls) == 1 + expected
+  assert len(calls) == 1 + 3
   assert np.isfinite(result["bpc"]) and result["bpc"] == pytest.approx(result["loss"] / np.log(2))
   lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
   assert any('"test"' in line and '"bpc"' in line for line in lines)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("learner,cell,options", [
+    ("tbptt", "lstm", {"learner.truncation": 3}),
+    ("rtrl", "srn", {}),
+    ("uoro", "srn", {}),
+    ("kf_rtrl", "srn", {}),
+    ("snap1", "srn", {}),
+    ("tptt", "srn", {}),
+    ("sab", "sab_lstm", {"learner.k_trunc": 5, "model.k_top": 2, "model.k_att": 5}),
+])
+def test_every_learner_trains_a_carried_state_lm(tmp_path, learner, cell, options):
+  _lm_task(tmp_path)
+  c = _lm_config(tmp_path)
+  c.model.cell = cell
+  c.model.hidden_size = 6
+  c.learner.name = learner
+  for field, value in options.items():
+    section, key = field.split(".")
+    c[section][key] = value
+  c.train.steps = 3
+  result = train.train_and_evaluate(c, str(tmp_path / "run"))
+  assert np.isfinite(result["bpc"])
