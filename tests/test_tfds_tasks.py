@@ -194,6 +194,21 @@ def test_reads_prepared_array_record_files(tmp_path):
   image._sources.cache_clear()  # pylint: disable=protected-access
 
 
+def test_tfrecord_dataset_says_how_to_convert(tmp_path):
+  pytest.importorskip("tensorflow_datasets")
+  from tca_jax.tasks import data  # pylint: disable=g-import-not-at-top
+  from tca_jax.tasks.data import image  # pylint: disable=g-import-not-at-top
+  image._sources.cache_clear()  # pylint: disable=protected-access
+  _write_array_record_mnist(str(tmp_path), n_train=6, n_test=2)
+  (version_dir,) = (tmp_path / "mnist").iterdir()
+  info = json.loads((version_dir / "dataset_info.json").read_text())
+  info["fileFormat"] = "tfrecord"  # as `tfds build mnist` writes it by default
+  (version_dir / "dataset_info.json").write_text(json.dumps(info))
+  with pytest.raises(data.DataError, match="tfds convert_format") as e:
+    tasks.get("seq_mnist", length=784, data_dir=str(tmp_path), validation_size=1)
+  assert "\n" not in str(e.value) and str(version_dir) in str(e.value)
+
+
 def test_missing_dataset_fails_before_writing(tmp_path):
   pytest.importorskip("tensorflow_datasets")
   from tca_jax.tasks import data  # pylint: disable=g-import-not-at-top

@@ -73,13 +73,18 @@ def prepare_hint(dataset: str, data_dir: str) -> str:
           "task.download=True")
 
 
-def make_builder(dataset: str, data_dir: str):
-  """The TFDS builder of `dataset` (ours for ptb_char/text8, else the catalog's) in ArrayRecord."""
+def make_builder(dataset: str, data_dir: str, file_format: str | None = None):
+  """The TFDS builder of `dataset` (ours for ptb_char/text8, else the catalog's).
+
+  `file_format` is for building; reading takes the format of what is on disk (TFDS refuses a
+  builder whose format differs from the prepared dataset's).
+  """
   tfds = import_tfds(dataset)
+  kwargs = {"file_format": file_format} if file_format else {}
   if dataset in OWN_BUILDERS:
     from tca_jax.tasks.data import builders  # pylint: disable=g-import-not-at-top
-    return builders.BUILDERS[dataset](data_dir=data_dir, file_format="array_record")
-  return tfds.builder(dataset, data_dir=data_dir, file_format="array_record")
+    return builders.BUILDERS[dataset](data_dir=data_dir, **kwargs)
+  return tfds.builder(dataset, data_dir=data_dir, **kwargs)
 
 
 def prepare(dataset: str, data_dir: str | None = None, manual_dir: str | None = None,
@@ -95,7 +100,7 @@ def prepare(dataset: str, data_dir: str | None = None, manual_dir: str | None = 
   if quiet:  # building on the fly inside a training run: log, no progress bars
     tfds.disable_progress_bar()
   data_dir = resolve_data_dir(data_dir)
-  builder = make_builder(dataset, data_dir)
+  builder = make_builder(dataset, data_dir, "array_record")
   config = tfds.download.DownloadConfig(manual_dir=manual_dir and os.path.expanduser(manual_dir))
   builder.download_and_prepare(download_config=config, file_format="array_record")
   return builder
@@ -148,7 +153,9 @@ def open_sources(dataset: str, splits, *, data_dir=None, manual_dir=None, downlo
     raise DataError(
         f"task.data_dir={data_dir!r}: dataset {dataset!r} at {builder.data_dir} cannot be read "
         f"with tfds.data_source ({type(first_error).__name__}: {_first_line(first_error)}); "
-        "rebuild it in ArrayRecord format: " + prepare_hint(dataset, data_dir)) from None
+        "it needs the ArrayRecord format: convert it with `tfds convert_format "
+        f"--dataset_version_dir={builder.data_dir} --out_file_format=array_record` (needs "
+        "tensorflow-cpu), or prepare it into another task.data_dir") from None
   if manual_dir is None and not download:
     raise DataError(
         f"task.data_dir={data_dir!r}: dataset {dataset!r} is not prepared (looked in "
