@@ -38,6 +38,13 @@ def test_core_imports_neither_tfds_nor_tensorflow():
                  cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def test_without_tfds_dataset_tasks_name_the_extra(tmp_path, monkeypatch):
+  monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # import fails as if absent
+  for name, options in (("ptb_char", {"length": 100}), ("seq_mnist", {"length": 784})):
+    with pytest.raises(config_lib.ConfigError, match=r"tensorflow-datasets.*tca-jax\[data\]"):
+      tasks.get(name, data_dir=str(tmp_path), **options)
+
+
 @pytest.mark.parametrize("name", sorted(IMAGE_TASKS))
 def test_image_batches(tfds, name):
   length, channels = IMAGE_TASKS[name]
