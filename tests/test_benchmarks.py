@@ -1,0 +1,98 @@
+"""The benchmark machinery on tiny shapes: row schema, JSON output, FLOP counting. No timings."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from benchmarks import common, run, torch_ref
+
+ROW_KEYS = {"framework", "group", "learner", "cell", "T", "hidden", "batch", "options",
+            "step_ms", "compile_s", "peak_mb", "gflops", "frac_of_peak", "torch_ms",
+            "torch_ratio"}
+
+
+def test_matmul_flops_counts_scan_bodies_times_length():
+  t, b, h = 7, 3, 5
+
+  def f(w, xs):
+    return jax.lax.scan(lambda c, x: (jnp.tanh(c @ w + x), None), jnp.zeros((b, h)), xs)[0]
+
+  w, xs = jnp.ones((h, h)), jnp.ones((t, b, h))
+  assert common.matmul_flops(f, w, xs) == t * 2 * b * h * h
+  # The backward pass adds two products per step (dW and dh); the forward is kept.
+  assert common.matmul_flops(jax.grad(lambda w: f(w, xs).sum()), w) == 3 * t * 2 * b * h * h
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+  """One tiny benchmark run shared by the tests below: `(result, saved JSON, printed lines)`."""
+  out = tmp_path_factory.mktemp("bench")
+  specs = [run.Spec("bptt", "lstm", 3, 8, 2, torch="lstm_bptt"),
+           run.Spec("bptt", "srn", 5, 8, 2, group="memory", memory_only=True),
+           run.Spec("bptt", "srn", 50, 8, 2, group="memory", memory_only=True),
+           run.Spec("bptt", "srn", 50, 8, 2, (("learner.remat", True),), group="memory",
+                    memory_only=True),
+           run.Spec("no_such_learner", "lstm", 3, 8, 2)]
+  lines = []
+  result = run.run(True, str(out), steps=2, specs=specs, peak_n=64, echo=lines.append)
+  with open(os.path.join(out, "quick.json"), encoding="utf-8") as f:
+    saved = json.load(f)
+  return result, saved, lines
+
+
+def test_rows_have_the_schema_and_the_json_is_written(bench):
+  result, saved, lines = bench
+  assert saved["rows"] == json.loads(json.dumps(result["rows"], default=float))
+  assert saved["matmul_peak_gflops"] > 0 and "machine" in saved
+  for row in saved["rows"]:
+    assert ROW_KEYS <= set(row)
+  timed, missing = saved["rows"][0], saved["rows"][-1]
+  assert (timed["learner"], timed["cell"], timed["T"], timed["hidden"], timed["batch"]) == (
+      "bptt", "lstm", 3, 8, 2)
+  for key in ("step_ms", "compile_s", "peak_mb", "gflops", "frac_of_peak"):
+    assert isinstance(timed[key], float) and timed[key] > 0, key
+  if torch_ref.available():
+    assert timed["torch_ratio"] == pytest.approx(timed["step_ms"] / timed["torch_ms"])
+  else:
+    assert timed["torch_ratio"] is None
+  assert missing["step_ms"] is None and "learner.name" in missing["skipped"]
+  table = lines[-2]
+  assert table.splitlines()[0].split()[:5] == ["learner", "cell", "T", "H", "B"]
+  assert len(table.splitlines()) == 2 + len(saved["rows"])
+
+
+def test_memory_rows_grow_with_T_and_remat_stores_less(bench):
+  short, long, remat = bench[1]["rows"][1:4]
+  for row in (short, long, remat):
+    assert row["step_ms"] is None and row["peak_mb"] > 0
+  assert long["peak_mb"] > short["peak_mb"]
+  assert remat["peak_mb"] < long["peak_mb"]
+
+
+def test_plan_discovers_registered_learners_and_skips_missing_cells():
+  specs = run.plan(True, learner_names=["bptt", "tbptt", "sab"], cell_names=["lstm", "gru"])
+  names = {(s.learner, s.group) for s in specs}
+  assert ("bptt", "bptt_lstm") in names and ("tbptt", "learners") in names
+  assert ("bptt", "cells") in names  # the gru
+  sab = [s for s in specs if s.learner == "sab"]
+  assert [s.group for s in sab] == ["missing"]  # no sab_lstm cell registered here
+  full = run.plan(False, learner_names=["bptt"], cell_names=["lstm"])
+  grid = {(s.T, s.hidden, s.batch) for s in full if s.group == "bptt_lstm"}
+  assert grid == {(t, h, b) for t in (100, 300, 1000) for h in (128, 256, 1000) for b in (32, 128)}
+
+
+@pytest.mark.skipif(not torch_ref.available(), reason="torch (the [bench] extra) not installed")
+def test_torch_references_run_a_training_step():
+  import torch  # pylint: disable=g-import-not-at-top
+  for kind in ("lstm_bptt", "sab"):
+    torch.manual_seed(0)
+    step = torch_ref.make_step(kind, 12, 8, 2, sab_options={"k_top": 2, "k_att": 3,
+                                                             "k_trunc": 4})
+    step()
+    step()
+  module = torch_ref.SABLoop(8, k_top=2, k_att=3, k_trunc=4)
+  inputs, _ = torch_ref._copy_batch(12, 2, 0)  # pylint: disable=protected-access
+  assert module(inputs).shape == (32, 2, 10)
