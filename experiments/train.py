@@ -11,7 +11,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from tca_jax import train
+from tca_jax import distributed, train
 from tca_jax.registry import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an experiment config file.")
@@ -24,11 +24,15 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
   try:
+    distributed.maybe_initialize(_CONFIG.value)  # before any other JAX call
     result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except ConfigError as e:
     sys.exit(f"error: config.{e}")
   except train.NonFiniteError as e:
     sys.exit(f"error: {e}")
+  except train.Preempted as e:
+    logging.warning("%s", e)
+    sys.exit(143)  # 128 + SIGTERM, so schedulers requeue the job
   print("final test metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in result.items()))
   print(f"metrics in {_WORKDIR.value}/metrics.jsonl")
 

@@ -36,8 +36,12 @@ def _close(a, b, rtol=1e-9, atol=1e-12):
 
 
 def _sab_update(learner, model, task, params, batch, update_every=0):
-  return diagnostics.accumulated_update(learner, model, task, params, {}, batch,
-                                        jax.random.PRNGKey(3), update_every)[0]
+  fn = jax.jit(diagnostics.accumulated_update, static_argnums=(0, 1, 2, 7))
+  return fn(learner, model, task, params, {}, batch, jax.random.PRNGKey(3), update_every)[0]
+
+
+_bptt_gradient = jax.jit(diagnostics.bptt_gradient, static_argnums=(0, 1))
+_window_gradients = jax.jit(window_gradients, static_argnums=(0, 1, 5))
 
 
 def test_core_shapes_and_memory_writes():
@@ -94,7 +98,7 @@ def test_unselected_memories_get_exactly_zero_gradient(x64):
     s, _ = core.attend(params, h_hat, mem, ks, count)
     return jnp.sum(jnp.sin(s))
 
-  g_mem, g_keys = jax.grad(f, argnums=(0, 1))(memory, mkeys)
+  g_mem, g_keys = jax.jit(jax.grad(f, argnums=(0, 1)))(memory, mkeys)
   raw = core.attention_logits(params, h_hat, mkeys, count)  # [B, M]
   rank = jnp.argsort(jnp.argsort(-raw, -1), -1).T  # [M, B], 0 = largest
   sel = rank < 2
@@ -107,13 +111,12 @@ def test_unselected_memories_get_exactly_zero_gradient(x64):
 @pytest.mark.parametrize("core_options", [
     dict(k_top=24, k_att=1, max_memories=24),  # every memory selected (softmax regime)
     dict(k_top=2, k_att=1, max_memories=24),  # sparse selection
-    dict(k_top=0, k_att=1, max_memories=24),  # dense core
 ])
 def test_untruncated_sab_equals_bptt(x64, core_options):
   task, model, params, batch = _setup(**core_options)
   learner = SAB(k_trunc=batch.length)
   update = _sab_update(learner, model, task, params, batch)
-  _close(update, diagnostics.bptt_gradient(model, task, params, batch))
+  _close(update, _bptt_gradient(model, task, params, batch))
 
 
 @pytest.mark.parametrize("mental", [True, False])
@@ -123,7 +126,7 @@ def test_replay_backward_equals_autodiff_of_truncated_graph(x64, mental):
   b = _sab_update(SAB(k_trunc=3, mental_updates=mental, backward="autodiff"), model, task,
                   params, batch)
   _close(a, b)
-  bptt = diagnostics.bptt_gradient(model, task, params, batch)
+  bptt = _bptt_gradient(model, task, params, batch)
   assert not np.allclose(a["core"]["lstm"]["W_h"], bptt["core"]["lstm"]["W_h"])
 
 
@@ -137,7 +140,7 @@ def test_without_mental_updates_no_credit_reaches_states_before_a_memory(x64):
   def dinputs(mental):
     learner = SAB(k_trunc=k, mental_updates=mental)
     lstate = learner.init_state(model, params, B)
-    return window_gradients(learner, model, params, lstate, batch, task.loss).dinputs
+    return _window_gradients(learner, model, params, lstate, batch, task.loss).dinputs
 
   without, with_mu = dinputs(False), dinputs(True)
   np.testing.assert_array_equal(without[:first], 0.0)
@@ -147,12 +150,12 @@ def test_without_mental_updates_no_credit_reaches_states_before_a_memory(x64):
   # ... but only the steps up to a memory's block: nothing after the last write before `first`
   # and outside any block holding a memory.
   learner = SAB(k_trunc=k, backward="autodiff")
-  ref = window_gradients(learner, model, params, learner.init_state(model, params, B), batch,
+  ref = _window_gradients(learner, model, params, learner.init_state(model, params, B), batch,
                          task.loss).dinputs
   np.testing.assert_allclose(with_mu, ref, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("k_att,mental", [(2, True), (4, True), (6, True), (3, False)])
+@pytest.mark.parametrize("k_att,mental", [(2, True), (6, True), (3, False)])
 def test_online_replay_equals_offline_gradient(x64, k_att, mental):
   task, model, params, batch = _setup(k_top=2, k_att=k_att, max_memories=12)
   learner = SAB(k_trunc=4, mental_updates=mental)
@@ -166,9 +169,44 @@ def test_online_state_shapes_and_replay_buffer():
   learner = SAB(k_trunc=4)
   lstate = learner.init_state(model, params, B)
   window = batch.window(0, 4)
-  new, (updates, _), aux = learner.update(model, params, {}, lstate, window, task.loss, None)
+  update = jax.jit(learner.update, static_argnums=(0, 5))
+  new, (updates, _), aux = update(model, params, {}, lstate, window, task.loss, None)
   assert jax.tree.map(jnp.shape, new) == jax.tree.map(jnp.shape, lstate)
   assert jax.tree.map(jnp.shape, updates) == jax.tree.map(jnp.shape, params)
   assert aux.outputs.shape == (4, B, task.output_size)
   assert bool(new.replay.stored[0]) and not bool(jnp.any(new.replay.stored[1:]))
   np.testing.assert_array_equal(new.replay.inputs[0], window.inputs)
+
+
+def test_attention_map_figure(tmp_path):
+  from tca_jax import plotting  # pylint: disable=g-import-not-at-top
+  task = tasks.get("copy", length=3)
+  model = Model(SABLSTM(H, k_top=2, k_att=2, max_memories=12), task.output_size)
+  params = model.init(jax.random.PRNGKey(0), task.input_size)
+  amap = plotting.sab_attention_map(model, params, task.sample(jax.random.PRNGKey(1), 4).inputs)
+  assert amap.shape == (23, 12)
+  np.testing.assert_allclose(amap[:2].sum(-1), 0.0)  # no memory yet
+  np.testing.assert_allclose(amap[2:].sum(-1), 1.0, rtol=1e-5)
+  assert int((amap[-1] > 0).sum()) <= 2 * 4  # k_top per sequence, 4 sequences
+  for step in (0, 10):
+    plotting.record_attention_map(model, task, params, jax.random.PRNGKey(step), step,
+                                  str(tmp_path))
+  assert (tmp_path / "attention_map.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_sab_learns_copy_where_tbptt_stays_near_chance(tmp_path):
+  """Copy T=20 (40 steps), LSTM(64), k_trunc = 5, 3000 Adam steps: SAB (k_top=5) vs TBPTT(5).
+
+  Measured (docs/RESULTS.md, SAB): SAB 54% last-10 accuracy, TBPTT(5) 15% (chance 12.5%).
+  """
+  from experiments.configs import sab_copy  # pylint: disable=g-import-not-at-top
+  from tca_jax import train  # pylint: disable=g-import-not-at-top
+  accuracy = {}
+  for preset in ("small", "small_tbptt5"):
+    c = sab_copy.get_config(preset)
+    c.train.eval_every = 0
+    c.train.log_every = c.train.steps
+    accuracy[preset] = train.train_and_evaluate(c, str(tmp_path / preset))["accuracy"]
+  assert accuracy["small"] >= 0.40, accuracy
+  assert accuracy["small_tbptt5"] <= 0.30, accuracy

@@ -80,9 +80,9 @@ def get_config(preset: str = "small"):
   if preset in ("small", "small_tbptt5"):
     c.task.length = 20
     c.model.hidden_size = 64
-    c.train.steps = 1500
+    c.train.steps = 3000
     c.train.learning_rate = 3e-3
-    c.train.eval_every = 250
+    c.train.eval_every = 500
     c.train.log_every = 50
     if preset == "small":
       _sab(c, 5, 5, 20)
