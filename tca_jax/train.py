@@ -329,9 +329,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   local_batch = t.batch_size // jax.process_count()
   if host_data:
     sample = None
-    batches = task.train_batches(config.seed, t.batch_size)
-    for _ in range(start_step):  # the data order of an uninterrupted run
-      next(batches)
+    # From where an uninterrupted run would be (the skipped batches are not read).
+    batches = task.train_batches(config.seed, t.batch_size, start=start_step)
   else:
     sample = jax.jit(jax.vmap(task.sample, (0, None, None)) if num_seeds > 1 else task.sample,
                      static_argnums=(1, 2))
