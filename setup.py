@@ -21,6 +21,7 @@ setuptools.setup(
         "ml_collections>=0.1.1",
         "numpy>=1.26",
         "matplotlib>=3.8",
+        "orbax-checkpoint>=0.5",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5"],
