@@ -246,3 +246,15 @@ def test_wrong_length_is_a_config_error(tfds):
   del tfds
   with pytest.raises(config_lib.ConfigError, match="task.length=100.*784"):
     tasks.get("seq_mnist", length=100)
+
+
+def test_tiny_shakespeare_from_the_catalog(tfds):
+  from tca_jax.tasks.data import text  # pylint: disable=g-import-not-at-top
+  text.corpus.cache_clear()
+  task = tasks.get("tiny_shakespeare", length=5)
+  vocab, splits = task.corpus()
+  assert set(vocab) <= set(" abcdefghij") and task.input_size == len(vocab)  # mock text
+  assert all(len(ids) > 0 for ids in splits.values())
+  batch, reset = next(task.train_batches(0, 2))
+  assert reset and batch.inputs.shape == (5, 2, len(vocab)) and task.carries_state
+  text.corpus.cache_clear()
