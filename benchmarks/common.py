@@ -6,12 +6,13 @@ What each number means (docs/PERFORMANCE.md repeats this):
   compilation) of one training step.
 * `step_ms`: the median over >= 20 steady steps, after warm-up steps, of one call of the compiled
   step followed by `jax.block_until_ready` on everything it returns.
-* `peak_mb`: on a device that reports memory statistics (GPU, TPU) the growth of
-  `peak_bytes_in_use` while the step runs; on the CPU, where JAX reports none, the size XLA's
-  buffer assignment gives the compiled step (`memory_analysis()`: arguments + outputs - donated
-  aliases + temporaries). That is the memory the step itself needs, exact and noise-free, which is
-  what the memory-against-T figures compare; the process's resident-set high-water mark (which
-  also holds the Python runtime, JAX and every earlier row) is recorded as `rss_peak_mb`.
+* `peak_mb`: the size XLA's buffer assignment gives the compiled step (`memory_analysis()`:
+  arguments + outputs - donated aliases + temporaries), on every backend. That is the memory the
+  step itself needs, exact and noise-free, which is what the memory-against-T figures compare.
+  On a device that reports memory statistics (GPU, TPU) the `peak_bytes_in_use` reached while
+  the step runs, less the bytes in use before, is recorded as `device_peak_mb`; the CPU reports
+  none, so there the process's resident-set high-water mark (which also holds the Python
+  runtime, JAX and every earlier row) is recorded as `rss_peak_mb`.
 * `gflops`: matrix-multiply FLOPs of one step (2 M N K per `dot_general`), counted on the step's
   jaxpr with every `scan` body multiplied by its length, divided by the step time. XLA's own
   `cost_analysis()` counts the body of a loop once whatever its trip count, so it undercounts a

@@ -6,8 +6,9 @@ r"""Speed and memory of every registered learner and cell, against the device pe
 Writes `OUT/quick.json` (or `OUT/full.json`): the machine, the measured matmul peak, and one row
 per measurement naming `learner`, `cell`, `T` (the copy task's delay; a sample has T + 20 steps),
 `hidden`, `batch` and `options`, with `step_ms`, `compile_s`, `peak_mb`, `gflops`,
-`frac_of_peak`, `torch_ms` and `torch_ratio` (tca-jax step time / PyTorch step time) where a
-PyTorch reference exists; prints one table. See `benchmarks/common.py` for what each number
+`frac_of_peak`, `torch_ms` and `torch_ratio` (tca-jax step time / PyTorch step time, PyTorch
+with as many threads as XLA uses) where a PyTorch reference exists, and `torch_ms_1thread` /
+`torch_ratio_1thread` (PyTorch on one thread); prints one table. See `benchmarks/common.py` for what each number
 means and docs/PERFORMANCE.md for measured tables.
 
 Learners and cells are discovered from the registries (`tca_jax.learners.names()`,
@@ -124,7 +125,9 @@ def plan(quick: bool, learner_names=None, cell_names=None) -> List[Spec]:
 
   # 3. Memory against T: BPTT, remat BPTT, TBPTT (and SAB), compiled only (XLA's buffer sizes).
   mem_learners = [("bptt", "lstm", {}), ("bptt", "lstm", {"learner.remat": True}),
-                  ("tbptt", "lstm", {"learner.truncation": 10})]
+                  ("tbptt", "lstm", {"learner.truncation": 10}),
+                  # TBPTT(k, k): an update after every block, so one block is differentiated.
+                  ("tbptt", "lstm", {"learner.truncation": 10, "train.update_every": 10})]
   if have("sab"):
     cell = _cell_for("sab", cell_names)
     if cell:
@@ -159,28 +162,36 @@ def plan(quick: bool, learner_names=None, cell_names=None) -> List[Spec]:
   return specs
 
 
+def _time_torch(fn, steps: int, budget: float) -> Tuple[Optional[float], Optional[str]]:
+  start = time.perf_counter()
+  fn()
+  first = time.perf_counter() - start
+  if first * (steps + 2) > budget:
+    return None, f"one PyTorch step takes {first:.1f}s (over the row budget)"
+  return common.median_time_ms(fn, steps=steps, warmup=1)["step_ms"], None
+
+
 def _torch_ms(spec: Spec, cache: Dict, steps: int, budget: float, sab_options) -> Dict[str, Any]:
+  """PyTorch's step time with JAX's thread count (`torch_ms`) and with one (`torch_ms_1thread`).
+
+  One thread as well because OpenMP's spinning threads suffer most when the CPU is shared.
+  """
   key = (spec.torch, spec.T, spec.hidden, spec.batch, tuple(sorted(sab_options.items())))
   if key in cache:
     return cache[key]
   out: Dict[str, Any] = {}
+  threads = torch_ref.get_threads()
   try:
     fn = torch_ref.make_step(spec.torch, spec.T, spec.hidden, spec.batch, sab_options=sab_options)
-    start = time.perf_counter()
-    fn()
-    first = time.perf_counter() - start
-    if first * (steps + 2) > budget:
-      out["torch_skipped"] = f"one PyTorch step takes {first:.1f}s (over the row budget)"
-    else:
-      out["torch_ms"] = common.median_time_ms(fn, steps=steps, warmup=1)["step_ms"]
-      threads = torch_ref.get_threads()
-      if threads > 1:
-        # One thread as well: OpenMP's spinning threads suffer most when the CPU is shared.
-        torch_ref.set_threads(1)
-        try:
-          out["torch_ms_1thread"] = common.median_time_ms(fn, steps=steps, warmup=1)["step_ms"]
-        finally:
-          torch_ref.set_threads(threads)
+    out["torch_ms"], note = _time_torch(fn, steps, budget)
+    if note:
+      out["torch_skipped"] = note
+    if threads > 1:
+      torch_ref.set_threads(1)
+      try:
+        out["torch_ms_1thread"], note = _time_torch(fn, steps, budget)
+      finally:
+        torch_ref.set_threads(threads)
   except Exception as e:  # pylint: disable=broad-except
     out["torch_error"] = f"{type(e).__name__}: {e}"
   cache[key] = out
@@ -232,6 +243,8 @@ def measure(spec: Spec, *, steps: int, budget: float, peak_gflops: float,
       row["torch_options"] = sab
     if row.get("torch_ms"):
       row["torch_ratio"] = row["step_ms"] / row["torch_ms"]
+    if row.get("torch_ms_1thread"):
+      row["torch_ratio_1thread"] = row["step_ms"] / row["torch_ms_1thread"]
   return row
 
 
@@ -242,7 +255,7 @@ def _fmt(x, spec="{:.3g}"):
 def format_table(rows: List[Dict[str, Any]]) -> str:
   """The rows as one fixed-width text table."""
   head = ("learner", "cell", "T", "H", "B", "options", "step_ms", "compile_s", "peak_mb",
-          "GFLOP/s", "%peak", "torch_ms", "ratio", "note")
+          "GFLOP/s", "%peak", "torch_ms", "ratio", "ratio_1t", "note")
   lines = []
   for r in rows:
     opts = ",".join(f"{k.split('.')[-1]}={v}" for k, v in r["options"].items()) or "-"
@@ -254,7 +267,8 @@ def format_table(rows: List[Dict[str, Any]]) -> str:
                   _fmt(r["step_ms"], "{:.1f}"), _fmt(r["compile_s"], "{:.2f}"),
                   _fmt(r["peak_mb"], "{:.1f}"), _fmt(r["gflops"], "{:.2f}"),
                   _fmt(frac, "{:.1f}"), _fmt(r["torch_ms"], "{:.1f}"),
-                  _fmt(r["torch_ratio"], "{:.2f}"), note[:70]))
+                  _fmt(r["torch_ratio"], "{:.2f}"), _fmt(r.get("torch_ratio_1thread"), "{:.2f}"),
+                  note[:70]))
   widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h)
             for i, h in enumerate(head)]
   out = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
