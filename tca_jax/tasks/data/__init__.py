@@ -137,7 +137,7 @@ def open_sources(dataset: str, splits, *, data_dir=None, manual_dir=None, downlo
   Returns:
     `(builder, [source per split])`; `source[i]` is a dict of numpy arrays, `len(source)` its size.
   """
-  tfds = import_tfds(dataset)
+  import_tfds(dataset)
   data_dir = resolve_data_dir(data_dir)
   try:
     builder = make_builder(dataset, data_dir)
@@ -150,12 +150,15 @@ def open_sources(dataset: str, splits, *, data_dir=None, manual_dir=None, downlo
     first_error = e
   info_file = os.path.join(str(builder.data_dir), "dataset_info.json")
   if os.path.exists(info_file):
-    raise DataError(
-        f"task.data_dir={data_dir!r}: dataset {dataset!r} at {builder.data_dir} cannot be read "
-        f"with tfds.data_source ({type(first_error).__name__}: {_first_line(first_error)}); "
-        "it needs the ArrayRecord format: convert it with `tfds convert_format "
-        f"--dataset_version_dir={builder.data_dir} --out_file_format=array_record` (needs "
-        "tensorflow-cpu), or prepare it into another task.data_dir") from None
+    problem = (f"task.data_dir={data_dir!r}: dataset {dataset!r} at {builder.data_dir} cannot be "
+               f"read with tfds.data_source ({type(first_error).__name__}: "
+               f"{_first_line(first_error)})")
+    if "file format" in str(first_error):  # prepared as TFRecord, `tfds build`'s default
+      raise DataError(
+          f"{problem}; it needs the ArrayRecord format: convert it with `tfds convert_format "
+          f"--dataset_version_dir={builder.data_dir} --out_file_format=array_record` (needs "
+          "tensorflow-cpu), or prepare it into another task.data_dir") from None
+    raise DataError(f"{problem}; splits asked for: {', '.join(map(str, splits))}") from None
   if manual_dir is None and not download:
     raise DataError(
         f"task.data_dir={data_dir!r}: dataset {dataset!r} is not prepared (looked in "
