@@ -24,7 +24,9 @@ setuptools.setup(
         "orbax-checkpoint>=0.5",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+        # nbclient, nbformat, ipykernel: tests/test_notebook.py executes notebooks/quickstart.ipynb.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10",
+                 "ipykernel>=6.29"],
         # Reading prepared datasets (tfds.data_source over ArrayRecord) and building ptb_char /
         # text8 need no TensorFlow; building mnist, cifar10, tiny_shakespeare does ("data-build").
         # See docs/DATASETS.md.
