@@ -118,6 +118,7 @@ class SnAp1(Learner):
                               loss_fn, key, contract=contract,
                               propagate=propagate_srn if structured else propagate_generic)
     zeros = jax.tree.map(jnp.zeros_like, lparams)
-    return SnAp1State(out.model_state, out.trace), (out.grads, zeros), Aux(out.loss, out.outputs, {})
+    return (SnAp1State(out.model_state, out.trace), (out.grads, zeros),
+            Aux(out.loss, out.outputs, {}))
 
 
