@@ -6,6 +6,7 @@ r"""Trains one model with one learner on one task.
 Writes DIR/config.json, DIR/metrics.jsonl and figures; prints the final test metrics.
 """
 
+import logging as std_logging
 import sys
 
 from absl import app, flags, logging
@@ -19,10 +20,18 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config.json, metr
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+class _QuietCheckpointing(std_logging.Filter):
+  """Orbax logs every checkpoint step at INFO; keep its warnings and errors only."""
+
+  def filter(self, record):
+    return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
+  logging.get_absl_handler().addFilter(_QuietCheckpointing())
   try:
     distributed.maybe_initialize(_CONFIG.value)  # before any other JAX call
     result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
