@@ -19,7 +19,8 @@ from tca_jax import reproduce
 _TABLE = flags.DEFINE_string("table", None, f"One of: {', '.join(reproduce.TABLES)}.")
 _PRESET = flags.DEFINE_enum("preset", "local", list(reproduce.PRESETS),
                             "local: reduced CPU run; full: the paper's settings.")
-_OUT_DIR = flags.DEFINE_string("out_dir", "results", "Where the CSV, markdown, figures and runs go.")
+_OUT_DIR = flags.DEFINE_string("out_dir", "results",
+                                "Where the CSV, markdown, figures and runs go.")
 flags.mark_flags_as_required(["table"])
 
 

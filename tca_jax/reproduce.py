@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import os
 import re
@@ -210,7 +209,8 @@ def _dataset(module: str, preset: str):
   return make
 
 
-_TPTT_TASKS = (("temporal order", "temporal_order"), ("3-bit temporal order", "temporal_order_3bit"),
+_TPTT_TASKS = (("temporal order", "temporal_order"),
+               ("3-bit temporal order", "temporal_order_3bit"),
                ("adding", "adding"), ("random permutation", "permutation"))
 
 
@@ -368,7 +368,8 @@ SAB_LM = Table(
     rows=(
         _row("LSTM, full BPTT", lstm_bptt, {("PTB", "BPC"): 1.36, ("Text8", "BPC"): 1.42}),
         _row("LSTM, TBPTT k_trunc=1", lstm_tbptt(1), {("PTB", "BPC"): 1.47}),
-        _row("LSTM, TBPTT k_trunc=5", lstm_tbptt(5), {("PTB", "BPC"): 1.44, ("Text8", "BPC"): 1.56}),
+        _row("LSTM, TBPTT k_trunc=5", lstm_tbptt(5),
+             {("PTB", "BPC"): 1.44, ("Text8", "BPC"): 1.56}),
         _row("LSTM, TBPTT k_trunc=20", lstm_tbptt(20), {("PTB", "BPC"): 1.40}),
         _row("SAB k_trunc=10, k_top=5, k_att=10", sab(10, 5, 10),
              {("PTB", "BPC"): 1.42, ("Text8", "BPC"): 1.47}),
@@ -538,7 +539,8 @@ TPTT_ITERS = Table(
     source="Manchev & Spratling 2020 (TPTT), Table 2",
     rows=(
         _row("BPTT best", tptt_variant("_bptt"), {
-            ("temporal order", "iterations"): 46_500, ("3-bit temporal order", "iterations"): 56_000,
+            ("temporal order", "iterations"): 46_500,
+            ("3-bit temporal order", "iterations"): 56_000,
             ("adding", "iterations"): 18_000, ("random permutation", "iterations"): 12_200},
             learner="bptt"),
         _row("TPTT common model", tptt_variant(""), {
@@ -628,9 +630,7 @@ def _train(config, workdir: str) -> dict:
   if done is not None:
     logging.info("reuse %s (finished)", workdir)
     return done
-  if os.path.exists(os.path.join(workdir, "metrics.jsonl")):
-    # An interrupted run without checkpoints would append to the old records: start it afresh.
-    os.remove(os.path.join(workdir, "metrics.jsonl"))
+  # An interrupted run resumes from its latest checkpoint (the trainer truncates its records).
   logging.info("train %s", workdir)
   return train.train_and_evaluate(config, workdir)
 
@@ -866,9 +866,3 @@ def write_figures(table, settings, cells, out_dir):
     plt.close(fig)
     paths.append(path)
   return paths
-
-
-def summary_json(result: dict) -> str:
-  cells = {f"{r} | {s}": {"status": c.status, "values": c.values, "detail": c.detail}
-           for (r, s), c in result["cells"].items()}
-  return json.dumps(cells, indent=1, default=float)
