@@ -44,9 +44,7 @@ class GRU:
     """Returns `{"W_x": [in, 3H], "U_zr": [H, 2H], "U_n": [H, H], "b": [3H]}` (order z, r, n)."""
     h = self.hidden_size
     k_in, k_z, k_r, k_n = jax.random.split(key, 4)
-    scale = self.init_scale
-    if scale is None:
-      scale = 1.0 / jnp.sqrt(h) if self.recurrent_init == "normal" else 1.0
+    scale = initializers.recurrent_scale(self.recurrent_init, self.init_scale, h)
     rec = lambda k: initializers.recurrent(self.recurrent_init, k, (h, h), scale)
     return {
         "W_x": initializers.input_matrix(k_in, (input_size, 3 * h)),

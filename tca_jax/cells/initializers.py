@@ -44,6 +44,13 @@ def recurrent(kind: str, key, shape, scale: float):
   raise ValueError(f"model.recurrent_init={kind!r} is not allowed; allowed: {', '.join(RECURRENT_INITS)}")
 
 
+def recurrent_scale(kind: str, scale, hidden_size: int) -> float:
+  """`scale`, or its default when None: 1/sqrt(H) for "normal", 1.0 otherwise."""
+  if scale is not None:
+    return scale
+  return 1.0 / hidden_size ** 0.5 if kind == "normal" else 1.0
+
+
 def input_matrix(key, shape):
   """Input weights: Gaussian with variance 1 / fan_in."""
   return jax.random.normal(key, shape) / jnp.sqrt(shape[0])

@@ -52,9 +52,7 @@ class LSTM:
     """Returns `{"W_x": [in, 4H], "W_h": [H, 4H], "b": [4H]}`, gates ordered i, f, g, o."""
     h = self.hidden_size
     k_in, *k_rec = jax.random.split(key, 5)
-    scale = self.init_scale
-    if scale is None:
-      scale = 1.0 / jnp.sqrt(h) if self.recurrent_init == "normal" else 1.0
+    scale = initializers.recurrent_scale(self.recurrent_init, self.init_scale, h)
     w_h = jnp.concatenate(
         [initializers.recurrent(self.recurrent_init, k, (h, h), scale) for k in k_rec], axis=1)
     b = jnp.zeros((4 * h,)).at[h:2 * h].set(self.forget_bias)

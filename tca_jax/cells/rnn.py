@@ -49,9 +49,7 @@ class SRN:
     """Returns `{"W_xh": [in, H], "W_hh": [H, H], "b_h": [H]}`."""
     k_in, k_rec = jax.random.split(key)
     h = self.hidden_size
-    scale = self.init_scale
-    if scale is None:
-      scale = 1.0 / jnp.sqrt(h) if self.recurrent_init == "normal" else 1.0
+    scale = initializers.recurrent_scale(self.recurrent_init, self.init_scale, h)
     return {
         "W_xh": initializers.input_matrix(k_in, (input_size, h)),
         "W_hh": initializers.recurrent(self.recurrent_init, k_rec, (h, h), scale),
