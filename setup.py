@@ -25,8 +25,10 @@ setuptools.setup(
     ],
     extras_require={
         # nbclient, nbformat, ipykernel: tests/test_notebook.py executes notebooks/quickstart.ipynb.
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10",
-                 "ipykernel>=6.29"],
+        # The dataset tests need TFDS (not TensorFlow): they read mock and self-written data; the
+        # notebook test executes notebooks/quickstart.ipynb.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "tensorflow-datasets>=4.9.10",
+                 "importlib_resources", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
         # Reading prepared datasets (tfds.data_source over ArrayRecord) and building ptb_char /
         # text8 need no TensorFlow; building mnist, cifar10, tiny_shakespeare does ("data-build").
         # See docs/DATASETS.md.

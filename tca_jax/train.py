@@ -330,7 +330,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   if host_data:
     sample = None
     # From where an uninterrupted run would be (the skipped batches are not read).
-    batches = task.train_batches(config.seed, t.batch_size, start=start_step)
+    batches = task.train_batches(config.seed, local_batch, start=start_step)
   else:
     sample = jax.jit(jax.vmap(task.sample, (0, None, None)) if num_seeds > 1 else task.sample,
                      static_argnums=(1, 2))
