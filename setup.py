@@ -24,7 +24,6 @@ setuptools.setup(
         "orbax-checkpoint>=0.5",
     ],
     extras_require={
-        # nbclient, nbformat, ipykernel: tests/test_notebook.py executes notebooks/quickstart.ipynb.
         # The dataset tests need TFDS (not TensorFlow): they read mock and self-written data; the
         # notebook test executes notebooks/quickstart.ipynb.
         "test": ["pytest>=8", "pytest-xdist>=3.5", "tensorflow-datasets>=4.9.10",
