@@ -32,6 +32,8 @@ from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import numpy as np
 
+from tca_jax.registry import ConfigError
+
 
 def _example(tree):
   return jax.tree.map(lambda a: a[0], tree)
@@ -205,7 +207,6 @@ CELL_NAMES = {"SRN": "srn", "LSTM": "lstm", "GRU": "gru"}
 
 def check_cell(model, learner: str, allowed: tuple):
   """Raises `ConfigError` naming `model.cell` unless the model's core is one of `allowed`."""
-  from tca_jax.registry import ConfigError  # pylint: disable=g-import-not-at-top
   name = CELL_NAMES.get(type(model.core).__name__, type(model.core).__name__)
   if name not in allowed:
     raise ConfigError(
