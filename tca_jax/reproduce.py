@@ -321,7 +321,10 @@ SAB_COPY = Table(
     notes=(("local", "Local preset: the copy task at T=10 (30 steps per sequence) where the paper "
             "has T=100, LSTM(64) instead of LSTM(128), 300 Adam steps (lr 1e-2, cosine decay, "
             "batch 32) with the loss on the 10 recall steps, one seed, tested on 1024 sequences. "
-            "Truncations longer than the 30-step sequence are n/a."),
+            "Truncations longer than the 30-step sequence are n/a, and so is k_top=10 (a 30-step "
+            "sequence holds 3 memories at k_att=10). With the loss on the recall steps only, "
+            "the outputs elsewhere are untrained: our CE over all steps is not comparable to the "
+            "paper's."),
            ("full", "Full preset: T = 100, 200, 300, LSTM(128), Adam 1e-3, batch 32, 100,000 "
             "steps, 3 seeds (mean ± std)."),),
 )
@@ -733,7 +736,7 @@ def run_table(table: Table, preset: str, out_dir: str = "results") -> dict:
   seconds = time.time() - start
   md_path = os.path.join(out_dir, f"{table.name}.md")
   with open(md_path, "w", encoding="utf-8") as f:
-    f.write(markdown(table, preset, settings, cells, seconds))
+    f.write(markdown(table, preset, settings, cells))
   figures = write_figures(table, settings, cells, out_dir)
   return {"cells": cells, "csv": csv_path, "md": md_path, "figures": figures, "seconds": seconds}
 
@@ -766,11 +769,13 @@ def _fmt(v, fmt):
   return format(v, fmt) if isinstance(v, (int, float)) and not math.isnan(v) else "–"
 
 
-def format_cell(cell: Cell, metric: Metric, paper) -> str:
-  """`ours (paper)`: ours is the mean over seeds, `± std` with several seeds."""
+def format_cell(cell: Cell, metric: Metric, paper, first: bool = True) -> str:
+  """`ours (paper)`: ours is the mean over seeds, `± std` with several seeds. A cell that did
+  not run gives its reason in its `first` column and only its kind ("n/a") in the others."""
   paper_s = f" ({_fmt(paper, metric.fmt)})" if paper is not None else " (–)"
   if cell.status != "ok":
-    short = cell.status if len(cell.status) < 60 else cell.status[:57] + "..."
+    status = cell.status if first else cell.status.split(":")[0]
+    short = status if len(status) < 90 else status[:87] + "..."
     return short.replace("|", "/") + paper_s
   vals = np.asarray(cell.values.get(metric.label, []), dtype=float)
   finite = vals[np.isfinite(vals)]
@@ -785,14 +790,13 @@ def format_cell(cell: Cell, metric: Metric, paper) -> str:
   return ours + paper_s
 
 
-def markdown(table, preset, settings, cells, seconds: float = 0.0) -> str:
+def markdown(table, preset, settings, cells) -> str:
   lines = [f"### {table.title}", ""]
   if preset == "local":
     lines += ["**Reduced run (`--preset=local`): not the paper's setting; compare the ordering of "
               "the rows, not the values.**", ""]
-  lines += [f"Command: `python -m experiments.reproduce --table={table.name} --preset={preset}`"
-            f" ({seconds / 60:.1f} min). Each cell: ours (paper). Paper numbers: {table.source}.",
-            ""]
+  lines += [f"Command: `python -m experiments.reproduce --table={table.name} --preset={preset}`."
+            f" Each cell: ours (paper). Paper numbers: {table.source}.", ""]
   header = ["method"]
   for s in settings:
     for m in s.metrics:
@@ -803,8 +807,9 @@ def markdown(table, preset, settings, cells, seconds: float = 0.0) -> str:
   for row in table.rows:
     out = [row.label]
     for s in settings:
-      for m in s.metrics:
-        out.append(format_cell(cells[(row.label, s.paper)], m, row.paper.get((s.paper, m.label))))
+      for i, m in enumerate(s.metrics):
+        out.append(format_cell(cells[(row.label, s.paper)], m, row.paper.get((s.paper, m.label)),
+                               first=i == 0))
     lines.append("| " + " | ".join(out) + " |")
   note = table.note(preset)
   if note:
