@@ -51,3 +51,12 @@ def test_learns_temporal_order_online(tmp_path, name, steps):
   c.train.test_batches = 2
   result = train.train_and_evaluate(c, str(tmp_path))
   assert result["accuracy"] > 0.95, result
+
+
+@pytest.mark.parametrize("name", ONLINE)
+def test_memory_cores_are_rejected_with_a_config_error(name):
+  """Per-example traces need `[batch, ...]` state leaves; SAB's memory is `[slots, batch, ...]`."""
+  c = config_lib.default_config()
+  c.task.name, c.model.cell, c.learner.name = "temporal_order", "sab_lstm", name
+  with pytest.raises(config_lib.ConfigError, match=r"^model.cell='sab_lstm' .*allowed: srn"):
+    config_lib.build(c)

@@ -202,13 +202,32 @@ def online_scan(model, params, model_state, trace, batch, loss_fn, key, *,
   return WindowResult(flat.unflatten_state(s), trace, grads, jnp.sum(losses), outputs)
 
 
-CELL_NAMES = {"SRN": "srn", "LSTM": "lstm", "GRU": "gru"}
+def cell_name(core) -> str:
+  """The `model.cell` name under which `core`'s class is registered (else its class name)."""
+  from tca_jax import cells  # pylint: disable=g-import-not-at-top
+  for name in cells.names():
+    if type(core) is cells.REGISTRY.factory(name):
+      return name
+  return type(core).__name__
 
 
 def check_cell(model, learner: str, allowed: tuple):
   """Raises `ConfigError` naming `model.cell` unless the model's core is one of `allowed`."""
-  name = CELL_NAMES.get(type(model.core).__name__, type(model.core).__name__)
+  name = cell_name(model.core)
   if name not in allowed:
     raise ConfigError(
         f"model.cell={name!r} is not supported by learner {learner!r}; allowed: "
         f"{', '.join(allowed)}")
+
+
+def check_per_example_state(model, learner: str):
+  """Raises `ConfigError` naming `model.cell` unless every state leaf is `[batch, ...]`.
+
+  The influence traces are kept per example, so the state must split along a leading batch
+  axis (memory cores such as `sab_lstm` keep `[slots, batch, ...]` memories and scalar counters).
+  """
+  shapes = jax.eval_shape(lambda: model.initial_state(3))
+  if not all(a.ndim >= 1 and a.shape[0] == 3 for a in jax.tree.leaves(shapes)):
+    raise ConfigError(
+        f"model.cell={cell_name(model.core)!r} is not supported by learner {learner!r}: its "
+        f"state is not a pytree of [batch, ...] arrays; allowed: srn, lstm, gru")

@@ -11,6 +11,9 @@ step; both are exact (`immediate`). The gradient of the step loss is
 `dL_t/dtheta|_direct + dL_t/ds_{t-1} M_{t-1}` (see `learners.forward`), which summed over t is
 Williams & Zipser's `sum_t dL_t/ds_t M_t`; the readout's gradient is exact and local.
 
+Generic over every cell whose state is a pytree of `[batch, ...]` arrays (SRN, LSTM, GRU); memory
+cores whose state is not split by example (`sab_lstm`, `attn_lstm`) raise `ConfigError`.
+
 Cost per step and example: memory O(S P) (O(N^3) for a dense N-unit RNN, the review's count),
 compute O(S P) Jacobian-vector products of one step (O(N^4)). Nothing is stored per step, so
 memory does not grow with the window. `M` crosses window boundaries in the learner state, so with
@@ -54,7 +57,11 @@ class RTRL(Learner):
   def __post_init__(self):
     check_choice(self.immediate, "learner.immediate", ("reverse", "forward"))
 
+  def validate_model(self, model):
+    forward.check_per_example_state(model, self.NAME)
+
   def init_state(self, model, params, batch_size: int):
+    self.validate_model(model)
     dtype = jax.tree.leaves(params)[0].dtype
     s, p = forward.sizes(model, params)
     return RTRLState(model.initial_state(batch_size, dtype),

@@ -23,7 +23,8 @@ Choices: the factors are kept *per example* (`s~ [batch, S]`, `theta~ [batch, P]
 with its own signs, and the batch update is the mean of the per-example estimates (B independent
 estimates, so the variance falls as 1/B). theta~ covers the core parameters only (the readout does
 not act on the state). Signs for step t of a window come from `fold_in(key, t)`. Memory is
-O(batch (S + P)), independent of the window length.
+O(batch (S + P)), independent of the window length. Like `rtrl`, generic over cells whose state
+is a pytree of `[batch, ...]` arrays.
 """
 
 from __future__ import annotations
@@ -64,7 +65,11 @@ class UORO(Learner):
   def __post_init__(self):
     check_positive(self.eps, "learner.eps")
 
+  def validate_model(self, model):
+    forward.check_per_example_state(model, self.NAME)
+
   def init_state(self, model, params, batch_size: int):
+    self.validate_model(model)
     dtype = jax.tree.leaves(params)[0].dtype
     s, p = forward.sizes(model, params)
     return UOROState(model.initial_state(batch_size, dtype),
