@@ -20,8 +20,11 @@ def estimates(learner, model, task, params, batch, n, update_every):
   return jax.jit(jax.vmap(one))(jax.random.split(jax.random.PRNGKey(42), n))
 
 
-def test_uoro_is_unbiased(x64):
-  model, task, params, batch = setup("srn", hidden=3, length=5, batch_size=1, input_size=2)
+@pytest.mark.parametrize("cell", ["srn", "lstm"])
+def test_uoro_is_unbiased(x64, cell):
+  # The LSTM's state is a pytree (h, c): s~ covers both.
+  model, task, params, batch = setup(cell, hidden=3 if cell == "srn" else 2, length=5,
+                                     batch_size=1, input_size=2)
   exact = flat(diagnostics.bptt_gradient(model, task, params, batch))
   # Windows of 2 steps: the rank-one factors cross window boundaries.
   samples = estimates(UORO(), model, task, params, batch, 4000, 2)
