@@ -13,7 +13,8 @@ Rows (k_trunc = k_top = k_att = 5, the paper's Table 2 setting):
 * `bptt`: plain LSTM + full BPTT.
 
 `step_ms` is the median of `--repeats` timed steps after two warm-up steps (each followed by
-`block_until_ready`); `memory_mb` is what XLA's buffer assignment gives the compiled step
+`block_until_ready`; the rows of one T are timed round-robin, so that the load of a shared
+machine affects them alike); `memory_mb` is what XLA's buffer assignment gives the compiled step
 (arguments + outputs + temporaries, `Compiled.memory_analysis()`), the memory the step needs.
 Prints one table and writes JSON. The functions `make_step` and `measure` are importable.
 """
@@ -34,7 +35,7 @@ from tca_jax import cells, learners, tasks, windows
 from tca_jax.model import Model
 
 K = 5
-ROWS = ("sab", "sab_online", "tbptt5", "bptt")
+ROWS = ("tbptt5", "sab", "sab_online", "bptt")
 
 
 def make_step(row: str, length: int, hidden: int = 128, batch: int = 32):
@@ -78,8 +79,8 @@ def make_step(row: str, length: int, hidden: int = 128, batch: int = 32):
   return step, (params, lparams, opt_state, data, jax.random.PRNGKey(3))
 
 
-def measure(row: str, length: int, hidden: int = 128, batch: int = 32, repeats: int = 10):
-  """`{"row", "T", "step_ms", "memory_mb", "compile_s"}` for one row at one length."""
+def compile_row(row: str, length: int, hidden: int = 128, batch: int = 32):
+  """`(compiled_step, args, memory_mb, compile_s)` for one row at one length."""
   step, args = make_step(row, length, hidden, batch)
   t0 = time.perf_counter()
   compiled = jax.jit(step).lower(*args).compile()
@@ -91,15 +92,31 @@ def measure(row: str, length: int, hidden: int = 128, batch: int = 32, repeats: 
                  + ma.temp_size_in_bytes) / 2**20
   except Exception:  # pylint: disable=broad-except
     pass
-  for _ in range(2):
+  for _ in range(2):  # warm-up
     jax.block_until_ready(compiled(*args))
-  times = []
+  return compiled, args, memory_mb, compile_s
+
+
+def measure_rows(rows, length: int, hidden: int = 128, batch: int = 32, repeats: int = 10):
+  """Times `rows` at one length round-robin (so a shared machine's load hits them alike).
+
+  Returns one `{"row", "T", "step_ms", "memory_mb", "compile_s"}` per row.
+  """
+  built = {row: compile_row(row, length, hidden, batch) for row in rows}
+  times = {row: [] for row in rows}
   for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(compiled(*args))
-    times.append(time.perf_counter() - t)
-  return {"row": row, "T": length, "step_ms": 1e3 * statistics.median(times),
-          "memory_mb": memory_mb, "compile_s": compile_s}
+    for row in rows:
+      compiled, args, _, _ = built[row]
+      t = time.perf_counter()
+      jax.block_until_ready(compiled(*args))
+      times[row].append(time.perf_counter() - t)
+  return [{"row": row, "T": length, "step_ms": 1e3 * statistics.median(times[row]),
+           "memory_mb": built[row][2], "compile_s": built[row][3]} for row in rows]
+
+
+def measure(row: str, length: int, hidden: int = 128, batch: int = 32, repeats: int = 10):
+  """`{"row", "T", "step_ms", "memory_mb", "compile_s"}` for one row at one length."""
+  return measure_rows([row], length, hidden, batch, repeats)[0]
 
 
 def main():
@@ -121,12 +138,11 @@ def main():
         f"k_trunc = k_top = k_att = {K}")
   print(f"{'T':>5} {'row':>11} {'step_ms':>9} {'x tbptt5':>9} {'memory_mb':>10} {'compile_s':>9}")
   for length in lengths:
-    base = None
-    for row in a.rows.split(","):
-      r = measure(row, length, a.hidden, a.batch, repeats)
+    rows = measure_rows(a.rows.split(","), length, a.hidden, a.batch, repeats)
+    base = {r["row"]: r["step_ms"] for r in rows}.get("tbptt5")
+    for r in rows:
+      row = r["row"]
       results.append(r)
-      if row == "tbptt5":
-        base = r["step_ms"]
       ratio = r["step_ms"] / base if base else float("nan")
       print(f"{length:>5} {row:>11} {r['step_ms']:>9.1f} {ratio:>9.2f} {r['memory_mb']:>10.1f} "
             f"{r['compile_s']:>9.1f}", flush=True)

@@ -108,6 +108,27 @@ def test_unselected_memories_get_exactly_zero_gradient(x64):
   assert bool(jnp.all(jnp.any(g_keys != 0, -1) == (rank <= 2)))
 
 
+def test_gathered_summary_equals_sparsifier_op_path(x64):
+  core = SABLSTM(H, k_top=3, max_memories=9)
+  params = core.init(jax.random.PRNGKey(0), 3)
+  keys = jax.random.split(jax.random.PRNGKey(1), 2)
+  memory = jax.random.normal(keys[0], (9, B, H))
+  h_hat = jax.random.normal(keys[1], (B, H))
+
+  @jax.jit
+  def both(params, memory, h_hat, count):
+    mkeys = memory @ params["attn"]["W1"]
+    f_op = lambda *a: jnp.sum(jnp.sin(core.attend(*a)[0]))
+    f_fast = lambda *a: jnp.sum(jnp.sin(core.summary(*a)))
+    args = (params, h_hat, memory, mkeys, count)
+    return (jax.value_and_grad(f_op, argnums=(0, 1, 2, 3))(*args),
+            jax.value_and_grad(f_fast, argnums=(0, 1, 2, 3))(*args))
+
+  for count in (2.0, 7.0, 9.0):  # fewer than k_top + 1 memories, partly full, full
+    a, b = both(params, memory, h_hat, jnp.asarray(count))
+    _close(a, b, rtol=1e-10)
+
+
 @pytest.mark.parametrize("core_options", [
     dict(k_top=24, k_att=1, max_memories=24),  # every memory selected (softmax regime)
     dict(k_top=2, k_att=1, max_memories=24),  # sparse selection

@@ -163,6 +163,33 @@ class SABLSTM:
     w = self.weights(params, h_hat, keys, count)
     return jnp.einsum("bm,mbh->bh", w, memory), w
 
+  def summary(self, params, h_hat, memory, keys, count):
+    """The summary s_t `[batch, H]` alone, computed sparsely for a sparse core.
+
+    Same value (and gradient) as `attend(...)[0]`, but the k_top + 1 best raw weights are
+    recomputed on memories gathered by `lax.top_k` and only k_top memories are summed, so neither
+    the forward summary nor its backward pass touches the other slots.
+    """
+    if self.dense:
+      return self.attend(params, h_hat, memory, keys, count)[0]
+    idx, valid = self.select(params, h_hat, keys, count)
+    return self.gathered_summary(params, h_hat, memory, keys, idx, valid)
+
+  def select(self, params, h_hat, keys, count):
+    """The k_top + 1 best slots (no gradient): `(idx [batch, k+1] int32, valid [batch, k+1])`."""
+    raw = jax.lax.stop_gradient(self.attention_logits(params, h_hat, keys, count))
+    vals, idx = jax.lax.top_k(sparse_attention.pad_to(raw, self.k_top + 1), self.k_top + 1)
+    return jnp.minimum(idx, self.max_memories - 1), jnp.isfinite(vals)
+
+  def gathered_summary(self, params, h_hat, memory, keys, idx, valid):
+    """s_t from the candidates `idx` of `select` (differentiable in all but idx and valid)."""
+    k = self.k_top
+    rows = jnp.arange(h_hat.shape[0])[:, None]
+    q = h_hat @ params["attn"]["W2"]
+    a = jnp.tanh(keys[idx, rows] + q[:, None]) @ params["attn"]["w3"]  # [B, k+1]
+    w = sparse_attention.weights_of_top(jnp.where(valid, a, -jnp.inf), k, self.sparsify)
+    return jnp.einsum("bj,bjh->bh", w, memory[idx[:, :k], rows])
+
   def writes(self, t, count):
     """Whether step t (0-based) appends its state: `(t + 1) % k_att == 0` and a slot is free."""
     return (jnp.mod(t + 1, self.k_att) == 0) & (count < self.max_memories)
@@ -172,7 +199,9 @@ class SABLSTM:
     do = self.writes(t, count)
     slot = jnp.minimum(count, self.max_memories - 1).astype(jnp.int32)
     row = jnp.where(do, h, memory[slot])
-    key_row = jnp.where(do, h @ params["attn"]["W1"], keys[slot])
+    old_key = keys[slot]  # sliced outside the cond, which would otherwise copy the whole buffer
+    # The key matmul runs only on writing steps (a `select` under vmap).
+    key_row = jax.lax.cond(do, lambda: h @ params["attn"]["W1"], lambda: old_key)
     memory = jax.lax.dynamic_update_index_in_dim(memory, row, slot, 0)
     keys = jax.lax.dynamic_update_index_in_dim(keys, key_row, slot, 0)
     return memory, keys, count + do.astype(count.dtype)
@@ -180,7 +209,7 @@ class SABLSTM:
   def step(self, params, state: SABState, x):
     """One step of Algorithm 1. Returns `(state, features [batch, 2H] = concat(h_t, s_t))`."""
     h_hat, c = self.provisional(params, state.h, state.c, x)
-    s, _ = self.attend(params, h_hat, state.memory, state.keys, state.count)
+    s = self.summary(params, h_hat, state.memory, state.keys, state.count)
     h = h_hat + s
     memory, keys, count = self.write(params, state.memory, state.keys, state.count, state.t, h)
     return SABState(h, c, memory, keys, count, state.t + 1), jnp.concatenate([h, s], -1)

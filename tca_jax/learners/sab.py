@@ -50,6 +50,7 @@ import jax
 import jax.numpy as jnp
 
 from tca_jax.cells.sab import SABLSTM, SABState
+from tca_jax.ops import sparse_attention
 from tca_jax.learners.base import Aux, Learner, check_window_option, window_loss
 from tca_jax.registry import ConfigError, check_choice
 
@@ -145,18 +146,32 @@ class SAB(Learner):
     return res.state, (res.grads, zeros), Aux(res.loss, res.outputs, {})
 
 
+def _select(core: SABLSTM, cparams, h_hat, keys, count):
+  if core.dense:
+    return ()
+  return core.select(cparams, h_hat, keys, count)
+
+
+def _summary(core: SABLSTM, cparams, h_hat, memory, keys, count, sel):
+  if core.dense:
+    return core.attend(cparams, h_hat, memory, keys, count)[0]
+  return core.gathered_summary(cparams, h_hat, memory, keys, *sel)
+
+
 def _light_forward(core: SABLSTM, cparams, state: SABState, inputs, memory, keys):
   """Recomputes states over `inputs` reading the given (final) buffer; writes only count them.
 
-  Returns per step the state entering it: `(h [W,B,H], c [W,B,H], t [W], count [W])`.
+  Returns per step the state entering it and the step's selection: `(h [W,B,H], c [W,B,H],
+  t [W], count [W], (idx, valid) [W,B,k+1])`.
   """
 
   def body(carry, x):
     h, c, t, count = carry
     h_hat, c_new = core.provisional(cparams, h, c, x)
-    s, _ = core.attend(cparams, h_hat, memory, keys, count)
+    sel = _select(core, cparams, h_hat, keys, count)
+    s = _summary(core, cparams, h_hat, memory, keys, count, sel)
     count_new = count + core.writes(t, count).astype(count.dtype)
-    return (h_hat + s, c_new, t + 1, count_new), (h, c, t, count)
+    return (h_hat + s, c_new, t + 1, count_new), (h, c, t, count, sel)
 
   return jax.lax.scan(body, (state.h, state.c, state.t, state.count), inputs)[1]
 
@@ -166,7 +181,8 @@ def _reverse(learner: SAB, model, params, entering, inputs, memory, keys, dmem, 
   """Reverse scan over a stretch of steps; returns `(grads, dmem, dkeys, dinputs)`.
 
   Args:
-    entering: `(h, c, t, count)` per step, the state entering it.
+    entering: `(h, c, t, count, selection)` per step: the state entering it and, for a sparse
+      core, the forward pass's `(idx, valid)` candidates (`()` for a dense core).
     memory, keys: the buffer after the stretch (every slot a step reads is final).
     dmem, dkeys: memory cotangents so far (from later steps); injected at the writes.
     targets, mask, loss_fn: the stretch's losses (None for a replay, which carries none).
@@ -187,30 +203,67 @@ def _reverse(learner: SAB, model, params, entering, inputs, memory, keys, dmem, 
       loss = jnp.zeros((), h.dtype)
     return h, c, loss
 
-  def body(carry, xs):
-    dh, dc, dmem, dkeys, grads = carry
-    h_prev, c_prev, t, count, x, tgt, msk = xs
+  def head(p, h_hat, mem_sel, keys_sel, valid, tgt, msk):
+    """Sparse attention on the gathered k+1 candidates, readout and loss."""
+    q = h_hat @ p["core"]["attn"]["W2"]
+    a = jnp.tanh(keys_sel + q[:, None]) @ p["core"]["attn"]["w3"]  # [B, k+1]
+    w = sparse_attention.weights_of_top(jnp.where(valid, a, -jnp.inf), core.k_top,
+                                        core.sparsify)  # [B, k]
+    s = jnp.einsum("bj,bjh->bh", w, mem_sel[:, :core.k_top])
+    h = h_hat + s
+    if with_loss:
+      out = model.readout(p, jnp.concatenate([h, s], -1))
+      loss = jnp.sum(loss_fn(out, tgt, msk)) / batch_size
+    else:
+      loss = jnp.zeros((), h.dtype)
+    return h, loss
+
+  rows = jnp.arange(batch_size)[:, None]
+
+  def sparse_step(dh, dc, dmem, dkeys, h_prev, c_prev, t, count, sel, x, tgt, msk):
+    # Only the k+1 candidates enter the VJP: the memory cotangents are scatter-adds of
+    # [batch, k+1, .] rows, O(k (H + A)) per sequence instead of O(M (H + A)).
+    (h_hat, _), vjp_lstm = jax.vjp(
+        lambda p, hp, cp, xx: core.provisional(p["core"], hp, cp, xx), params, h_prev, c_prev, x)
+    idx, valid = sel  # the forward pass's selection: no second pass over all M raw weights
+    (_, loss), vjp_head = jax.vjp(
+        lambda p, hh, ms, ks: head(p, hh, ms, ks, valid, tgt, msk),
+        params, h_hat, memory[idx, rows], keys[idx, rows])
+    g_p, g_hat, g_ms, g_ks = vjp_head((dh, jnp.ones_like(loss) if with_loss else 0 * loss))
+    g_pl, g_h, g_c, g_x = vjp_lstm((g_hat, dc))
+    grads_t = jax.tree.map(jnp.add, g_p, g_pl)
+    return grads_t, g_h, g_c, dmem.at[idx, rows].add(g_ms), dkeys.at[idx, rows].add(g_ks), g_x
+
+  def dense_step(dh, dc, dmem, dkeys, h_prev, c_prev, t, count, sel, x, tgt, msk):
     (_, _, loss), vjp = jax.vjp(
         lambda p, hp, cp, m, k, xx: local(p, hp, cp, m, k, xx, t, count, tgt, msk),
         params, h_prev, c_prev, memory, keys, x)
+    g_p, g_h, g_c, g_m, g_k, g_x = vjp((dh, dc, jnp.ones_like(loss) if with_loss else 0 * loss))
+    return g_p, g_h, g_c, dmem + g_m, dkeys + g_k, g_x
+
+  def body(carry, xs):
+    dh, dc, dmem, dkeys, grads = carry
+    h_prev, c_prev, t, count, sel, x, tgt, msk = xs
     if learner.mental_updates:
       slot = jnp.minimum(count, core.max_memories - 1).astype(jnp.int32)
-      credit = dmem[slot] + dkeys[slot] @ w1.T
-      dh = dh + jnp.where(core.writes(t, count), credit, 0.0)
-    g_p, g_h, g_c, g_m, g_k, g_x = vjp((dh, dc, jnp.ones_like(loss) if with_loss else 0 * loss))
+      row_m, row_k = dmem[slot], dkeys[slot]  # outside the cond: it would copy the buffers
+      dh = jax.lax.cond(core.writes(t, count), lambda: dh + row_m + row_k @ w1.T, lambda: dh)
+    step = dense_step if core.dense else sparse_step
+    g_p, g_h, g_c, dmem, dkeys, g_x = step(dh, dc, dmem, dkeys, h_prev, c_prev, t, count, sel,
+                                           x, tgt, msk)
     cut = jnp.mod(t, learner.k_trunc) == 0
     g_h = jnp.where(cut, 0.0, g_h)
     g_c = jnp.where(cut, 0.0, g_c)
     grads = jax.tree.map(jnp.add, grads, g_p)
-    return (g_h, g_c, dmem + g_m, dkeys + g_k, grads), g_x
+    return (g_h, g_c, dmem, dkeys, grads), g_x
 
-  h, c, t, count = entering
+  h, c, t, count, sel = entering
   if not with_loss:
     targets = mask = jnp.zeros(inputs.shape[:2], inputs.dtype)
   zeros = jax.tree.map(jnp.zeros_like, params)
   carry = (jnp.zeros_like(h[0]), jnp.zeros_like(c[0]), dmem, dkeys, zeros)
   (_, _, dmem, dkeys, grads), dinputs = jax.lax.scan(
-      body, carry, (h, c, t, count, inputs, targets, mask), reverse=True)
+      body, carry, (h, c, t, count, sel, inputs, targets, mask), reverse=True)
   return grads, dmem, dkeys, dinputs
 
 
@@ -275,10 +328,11 @@ def window_gradients(learner: SAB, model, params, lstate: SABLearnerState, batch
 
   def fwd(state, x):
     h_hat, c = core.provisional(cparams, state.h, state.c, x)
-    s, _ = core.attend(cparams, h_hat, state.memory, state.keys, state.count)
+    sel = _select(core, cparams, h_hat, state.keys, state.count)
+    s = _summary(core, cparams, h_hat, state.memory, state.keys, state.count, sel)
     h = h_hat + s
     memory, keys, count = core.write(cparams, state.memory, state.keys, state.count, state.t, h)
-    entering = (state.h, state.c, state.t, state.count)
+    entering = (state.h, state.c, state.t, state.count, sel)
     return SABState(h, c, memory, keys, count, state.t + 1), (entering, jnp.concatenate([h, s], -1))
 
   final, (entering, features) = jax.lax.scan(fwd, start, batch.inputs)
@@ -290,8 +344,12 @@ def window_gradients(learner: SAB, model, params, lstate: SABLearnerState, batch
       loss_fn)
   replay = lstate.replay
   if learner.mental_updates:
-    grads, dmem, dkeys = _replays(learner, model, params, replay, start.count, final.memory,
-                                  final.keys, dmem, dkeys, grads)
+    # Only a window that starts with memories already written (online SAB) has blocks to replay.
+    grads, dmem, dkeys = jax.lax.cond(
+        start.count > 0,
+        lambda g, dm, dk: _replays(learner, model, params, replay, start.count, final.memory,
+                                   final.keys, dm, dk, g),
+        lambda g, dm, dk: (g, dm, dk), grads, dmem, dkeys)
   # The cached keys W1 m_j: credit to W1 (also without mental updates, where m_j is a leaf).
   g_w1 = jnp.einsum("mbh,mba->ha", final.memory, dkeys)
   grads["core"]["attn"]["W1"] = grads["core"]["attn"]["W1"] + g_w1

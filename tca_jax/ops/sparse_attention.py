@@ -67,12 +67,23 @@ def _scatter(values, idx, size):
   return out.reshape(lead + (size,))
 
 
-def _pad(a, k):
+def pad_to(a, n: int):
+  """Pads the last axis of `a` with `-inf` to at least `n` entries (for `lax.top_k(a, n)`)."""
   m = a.shape[-1]
-  if m >= k + 1:
+  if m >= n:
     return a
-  pad = [(0, 0)] * (a.ndim - 1) + [(0, k + 1 - m)]
+  pad = [(0, 0)] * (a.ndim - 1) + [(0, n - m)]
   return jnp.pad(a, pad, constant_values=-jnp.inf)
+
+
+def weights_of_top(vals, k: int, mode: str = "paper"):
+  """The weights of the k largest of `vals [..., k+1]`, the k+1 largest raw weights in
+  descending order (`-inf` = invalid), as `sparsify` computes them: `[..., k]`.
+
+  Differentiable with plain autodiff; the `sab` learner applies it to raw weights recomputed on
+  the gathered k+1 candidates, so its backward pass never touches the other memories.
+  """
+  return _from_top(vals, k, mode)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
@@ -92,7 +103,7 @@ def sparsify(a, k: int, mode: str = "paper"):
 
 def _fwd(a, k, mode):
   m = a.shape[-1]
-  vals, idx = jax.lax.top_k(_pad(a, k), k + 1)
+  vals, idx = jax.lax.top_k(pad_to(a, k + 1), k + 1)
   w = _from_top(vals, k, mode)
   out = _scatter(w, idx[..., :k], m)  # padded slots (index >= m) are dropped
   return out, (vals, idx)
