@@ -488,7 +488,8 @@ def _tptt_settings(preset, length, eval_length=None):
   def make(paper, task, t, e):
     def config():
       return _tptt_config(task, "", preset, t, e)
-    return Setting(paper, paper if preset == "full" else f"{paper} (T={t})", config, ())
+    lengths = f"T={t}" if e is None else f"train T={t}, test T={e}"
+    return Setting(paper, paper if preset == "full" else f"{paper} ({lengths})", config, ())
   out = []
   for paper, task in _TPTT_TASKS:
     t = length(task) if callable(length) else length
@@ -785,8 +786,8 @@ def format_cell(cell: Cell, metric: Metric, paper, first: bool = True) -> str:
     ours = _fmt(float(finite[0]), metric.fmt)
   else:
     ours = f"{_fmt(float(finite.mean()), metric.fmt)} ± {_fmt(float(finite.std()), metric.fmt)}"
-  if metric.key == "t_max" and finite.size and cell.detail.startswith("solved up to"):
-    ours = f">= {ours}"
+  if metric.key == "t_max" and finite.size:
+    ours = f">= {ours}" if cell.detail.startswith("solved up to") else f"{ours}, {cell.detail}"
   return ours + paper_s
 
 

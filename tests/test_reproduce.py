@@ -143,3 +143,15 @@ def test_iters_kind_reports_the_first_solving_step(tmp_path):
   assert cell.detail == "not solved in 5 iterations"
   assert rp.format_cell(cell, table.settings("local")[0].metrics[0], 10) == (
       "not solved in 5 iterations (10)")
+
+
+def test_t_max_cells_say_where_the_curriculum_stopped():
+  metric = rp.TPTT_TMAX.settings("local")[0].metrics[0]
+  failed = rp.Cell("ok", {"t_max": [20.0]}, [], "failed at T=30")
+  assert rp.format_cell(failed, metric, 120) == "20, failed at T=30 (120)"
+  capped = rp.Cell("ok", {"t_max": [20.0]}, [], "solved up to the largest T tried (20)")
+  assert rp.format_cell(capped, metric, 150) == ">= 20 (150)"
+  labels = [s.label for s in rp.TPTT_GENERALISATION.settings("local")]
+  assert labels[0] == "temporal order (train T=10, test T=20)"
+  assert [s.paper for s in rp.TPTT_GENERALISATION.settings("full")] == [
+      "temporal order", "3-bit temporal order", "adding", "random permutation"]
