@@ -320,7 +320,7 @@ SAB_COPY = Table(
     settings=_copy_settings,
     notes=(("local", "Local preset: the copy task at T=10 (30 steps per sequence) where the paper "
             "has T=100, LSTM(64) instead of LSTM(128), 300 Adam steps (lr 1e-2, cosine decay, "
-            "batch 32) with the loss on the 10 recall steps, one seed, tested on 1024 sequences. "
+            "batch 32) with the loss on the 10 recall steps, one seed, tested on 512 sequences. "
             "Truncations longer than the 30-step sequence are n/a, and so is k_top=10 (a 30-step "
             "sequence holds 3 memories at k_att=10). With the loss on the recall steps only, "
             "the outputs elsewhere are untrained: our CE over all steps is not comparable to the "
