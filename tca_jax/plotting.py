@@ -62,7 +62,7 @@ def plot_update_angle(records, path: str, key: str = "grad_cosine/core/W_hh", wi
   if rows:
     steps, cos = np.array(rows, dtype=float).T
     angles = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-    n = max(1, len(angles) // window)
+    n = max(1, -(-len(angles) // window))
     chunks = np.array_split(np.arange(len(angles)), n)
     xs = [steps[c].mean() for c in chunks]
     ax.errorbar(xs, [angles[c].mean() for c in chunks],
