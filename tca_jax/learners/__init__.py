@@ -23,5 +23,5 @@ get = REGISTRY.get
 names = REGISTRY.names
 register = REGISTRY.register
 
-__all__ = ["Aux", "CarriedState", "Learner", "BPTT", "TBPTT", "get", "names", "register",
-           "window_loss"]
+__all__ = ["Aux", "CarriedState", "Learner", "BPTT", "TBPTT", "RTRL", "UORO", "KFRTRL", "SnAp1",
+           "SAB", "TPTT", "TPTTHx", "get", "names", "register", "window_loss"]
