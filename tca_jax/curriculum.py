@@ -2,8 +2,9 @@
 
 * `train_until_solved`: train at one T for up to `max_iters` iterations (batch `train.batch_size`,
   20 in the paper), validating every `validate_every` (100) iterations on `val_samples` (10,000)
-  fresh samples; the run is solved when the validation error rate (1 - the task's accuracy) is
-  below `target_error` (1e-4, i.e. no mistake in 10,000), and aborted as a failure when the
+  fresh samples; the run is solved when the validation error rate (mistakes / `val_samples`,
+  counted exactly from the task's accuracy, the fraction of sequences right) is below
+  `target_error` (1e-4, i.e. no mistake in 10,000), and aborted as a failure when the
   spectral radius of the recurrent matrix `W_hh` or of TPTT's inverse `V_hh` exceeds
   `max_radius` (20) or the loss stops being finite. Returns the iterations to solve (Table 2).
 * `curriculum`: T = `start_length` (10), then + `length_step` (10) while solved; `t_max` is the
