@@ -16,7 +16,10 @@ What each number means (docs/PERFORMANCE.md repeats this):
 * `gflops`: matrix-multiply FLOPs of one step (2 M N K per `dot_general`), counted on the step's
   jaxpr with every `scan` body multiplied by its length, divided by the step time. XLA's own
   `cost_analysis()` counts the body of a loop once whatever its trip count, so it undercounts a
-  recurrent network by a factor of about T; it is recorded as `xla_flops` for reference.
+  recurrent network by a factor of about T; it is recorded as `xla_flops` for reference. Where
+  the step branches on data (`cond`: SAB replays a block only when its memories got credit) the
+  count is a range: `flops` takes the cheapest branch of every `cond` (a lower bound, so `gflops`
+  never overstates the rate) and `flops_high` the costliest.
 * `frac_of_peak`: `gflops` over the measured peak of the device (`matmul_peak_gflops`: the best
   rate of a large float32 matrix product).
 """
@@ -29,7 +32,7 @@ import resource
 import statistics
 import sys
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -117,16 +120,16 @@ def _dot_flops(eqn) -> float:
 
 
 def _sub_jaxprs(eqn):
-  """The jaxprs an equation calls, with how many times each runs (cond: the costliest branch)."""
+  """The jaxprs an equation calls, with how many times each runs (cond: "branches")."""
   p = eqn.params
   name = eqn.primitive.name
   if name == "scan":
     return [(p["jaxpr"], p["length"])]
   if name == "cond":
-    return [("max", p["branches"])]
+    return [("branches", p["branches"])]
   if name == "while":
     # The trip count is not static: count the body once and the condition not at all.
-    return [(p["body_jaxpr"], 1)]
+    return [("while", p["body_jaxpr"])]
   out = []
   for key in ("jaxpr", "call_jaxpr", "fun_jaxpr"):
     if key in p and p[key] is not None:
@@ -134,37 +137,59 @@ def _sub_jaxprs(eqn):
   return out
 
 
-def count_matmul_flops(jaxpr) -> float:
-  """Matrix-multiply FLOPs of a (closed) jaxpr, scan bodies times their length."""
+def matmul_flop_bounds(jaxpr) -> Tuple[float, float]:
+  """`(low, high)` matrix-multiply FLOPs of a (closed) jaxpr, scan bodies times their length.
+
+  The two differ where the program branches on data: `cond` counts its cheapest branch in `low`
+  and its costliest in `high` (SAB's replay of a block runs only when its memories got credit);
+  a `while` body counts once in `high`, not at all in `low`.
+  """
   jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
-  total = 0.0
+  low = high = 0.0
   for eqn in jaxpr.eqns:
     if eqn.primitive.name == "dot_general":
-      total += _dot_flops(eqn)
+      f = _dot_flops(eqn)
+      low, high = low + f, high + f
       continue
     for sub, times in _sub_jaxprs(eqn):
-      if sub == "max":
-        total += max(count_matmul_flops(b) for b in times)
+      if sub == "branches":
+        bounds = [matmul_flop_bounds(b) for b in times]
+        low += min(b[0] for b in bounds)
+        high += max(b[1] for b in bounds)
+      elif sub == "while":
+        high += matmul_flop_bounds(times)[1]
       else:
-        total += times * count_matmul_flops(sub)
-  return total
+        l, h = matmul_flop_bounds(sub)
+        low, high = low + times * l, high + times * h
+  return low, high
+
+
+def count_matmul_flops(jaxpr) -> float:
+  """Matrix-multiply FLOPs of a jaxpr without data-dependent control flow (see the bounds)."""
+  return matmul_flop_bounds(jaxpr)[1]
 
 
 def matmul_flops(fn: Callable, *args) -> float:
-  """Matrix-multiply FLOPs of one call `fn(*args)`, counted on its jaxpr."""
+  """Matrix-multiply FLOPs of one call `fn(*args)`, counted on its jaxpr (the upper bound)."""
   return count_matmul_flops(jax.make_jaxpr(fn)(*args))
+
+
+def matmul_flops_bounds(fn: Callable, *args) -> Tuple[float, float]:
+  """`(low, high)` matrix-multiply FLOPs of one call `fn(*args)` (see `matmul_flop_bounds`)."""
+  return matmul_flop_bounds(jax.make_jaxpr(fn)(*args))
 
 
 _PEAK_CACHE: Dict[Any, float] = {}
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 20, dtype=jnp.float32) -> float:
+def matmul_peak_gflops(n: int = 2048, repeats: int = 20, dtype=jnp.float32,
+                       fresh: bool = False) -> float:
   """The best measured rate of an `[n, n] @ [n, n]` product on the default device, in GFLOP/s.
 
   The best of `repeats` calls: on a shared machine the median would measure the other load.
   """
   cache_key = (jax.devices()[0].platform, n, jnp.dtype(dtype).name)
-  if cache_key in _PEAK_CACHE:
+  if cache_key in _PEAK_CACHE and not fresh:
     return _PEAK_CACHE[cache_key]
   ka, kb = jax.random.split(jax.random.PRNGKey(0))
   a = jax.random.normal(ka, (n, n), dtype)
@@ -176,7 +201,7 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 20, dtype=jnp.float32) -> f
     start = time.perf_counter()
     block(dot(a, b))
     best = min(best, time.perf_counter() - start)
-  peak = 2.0 * n ** 3 / best / 1e9
+  peak = max(2.0 * n ** 3 / best / 1e9, _PEAK_CACHE.get(cache_key, 0.0))
   _PEAK_CACHE[cache_key] = peak
   return peak
 

@@ -67,7 +67,8 @@ def measure(config, *, steps: int = 20, warmup: int = 2, time_budget_s: Optional
       would need more than the budget at that peak is not even run once.
 
   Returns:
-    A dict with `compile_s`, `step_ms` (None when not timed), `peak_mb`, `flops`, `xla_flops`,
+    A dict with `compile_s`, `step_ms` (None when not timed), `peak_mb`, `flops` (and
+    `flops_high`, which differs where the step branches on data), `xla_flops`,
     `rss_peak_mb` and, on devices that report it, `device_peak_mb`.
   """
   train_step, state, batch, key = build_step(config, seed)
@@ -77,7 +78,7 @@ def measure(config, *, steps: int = 20, warmup: int = 2, time_budget_s: Optional
   row["compile_s"] = time.perf_counter() - start
   row["peak_mb"] = common.compiled_memory_mb(compiled)
   row["xla_flops"] = common.xla_flops(compiled)
-  row["flops"] = common.matmul_flops(train_step, state, batch, key)
+  row["flops"], row["flops_high"] = common.matmul_flops_bounds(train_step, state, batch, key)
   row["step_ms"] = None
   if memory_only:
     row["rss_peak_mb"] = common.rss_peak_mb()

@@ -6,7 +6,8 @@ r"""Figures for docs/PERFORMANCE.md from the benchmarks' JSON.
 * `perf_memory_vs_T.png`: `peak_mb` (XLA's buffer assignment of one training step) against T
   for BPTT, remat BPTT, TBPTT and SAB (the `memory` rows of `benchmarks.run`).
 * `perf_online_time_vs_hidden.png`: milliseconds per time step against H for the online
-  learners, from `benchmarks.online_learners`' JSON (rows with `learner`, `hidden`, `step_ms`).
+  learners, from `benchmarks.online_learners`' JSON (rows with `learner`, `hidden`, `step_ms`;
+  `min_ms`, the fastest call, is plotted where every row has it).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def memory_vs_t(bench: dict, path: str) -> bool:
   ax.set_ylabel("memory of one training step (MiB)")
   ax.set_title(f"Memory against T (H={shape[0]}, batch {shape[1]})")
   ax.grid(True, which="both", alpha=0.3)
-  ax.legend(fontsize=8)
+  ax.legend(fontsize=7, loc="upper left")
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
@@ -61,10 +62,12 @@ def memory_vs_t(bench: dict, path: str) -> bool:
 
 def online_time_vs_hidden(online: dict, path: str) -> bool:
   """Writes the online-learner timing figure; False if there are no rows."""
+  # The fastest of the timed calls where recorded: on a shared CPU it is the less noisy number.
+  key = "min_ms" if all("min_ms" in r for r in online.get("rows", [])) else "step_ms"
   series = defaultdict(list)
   for r in online.get("rows", []):
-    if r.get("step_ms"):
-      series[r["learner"]].append((r["hidden"], r["step_ms"]))
+    if r.get(key):
+      series[r["learner"]].append((r["hidden"], r[key]))
   if not series:
     return False
   fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -74,7 +77,8 @@ def online_time_vs_hidden(online: dict, path: str) -> bool:
   ax.set_xscale("log", base=2)
   ax.set_yscale("log")
   ax.set_xlabel("hidden size H (tanh SRN)")
-  ax.set_ylabel("ms per time step (batch 1)")
+  ax.set_ylabel("ms per time step (batch 1, " + ("fastest call)" if key == "min_ms" else
+                                                  "median)"))
   ax.set_title("Online learners: time against H")
   ax.grid(True, which="both", alpha=0.3)
   ax.legend(fontsize=8)

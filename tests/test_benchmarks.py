@@ -26,6 +26,14 @@ def test_matmul_flops_counts_scan_bodies_times_length():
   assert common.matmul_flops(jax.grad(lambda w: f(w, xs).sum()), w) == 3 * t * 2 * b * h * h
 
 
+def test_matmul_flops_bounds_of_a_data_dependent_branch():
+  def f(p, w, x):
+    return jax.lax.cond(p, lambda x: x @ w @ w, lambda x: x, x)
+
+  w, x = jnp.ones((4, 4)), jnp.ones((2, 4))
+  assert common.matmul_flops_bounds(f, True, w, x) == (0.0, 2 * 2 * 2 * 4 * 4)
+
+
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
   """One tiny benchmark run shared by the tests below: `(result, saved JSON, printed lines)`."""
