@@ -66,6 +66,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.learner.truncation = placeholder(int)  # tbptt
   c.learner.k_trunc = placeholder(int)  # sab: sequential truncation (and mental-update reach)
   c.learner.mental_updates = placeholder(bool)  # sab: False = memories are leaves (Table 4)
+  c.learner.backward = placeholder(str)  # sab: "replay" (default, online-capable) | "autodiff"
   c.learner.immediate = placeholder(str)  # rtrl: "reverse" | "forward" (d s_t/d theta)
   c.learner.eps = placeholder(float)  # uoro, kf_rtrl: stabiliser of the scalings
   c.learner.structured = placeholder(bool)  # snap1: closed-form O(P) step for the srn

@@ -91,8 +91,12 @@ def gradient_flow(model, task, params, batch: Batch):
     return jnp.mean(task.loss(outputs[-1], batch.targets[-1], last_only[-1]))
 
   grads = jax.grad(objective)(zeros)
+  # Per-sequence state leaves only ([time, batch, ...]): a memory core's buffer
+  # ([time, slots, batch, ...]) and step counters ([time]) are not the sequential state.
   sq = sum(jnp.sum(jnp.square(g).reshape(g.shape[0], g.shape[1], -1), -1)
-           for g in jax.tree.leaves(grads))
+           for g in jax.tree.leaves(grads)
+           if g.ndim >= 2 and g.shape[1] == batch.batch_size
+           and not (g.ndim >= 4 and g.shape[2] == batch.batch_size))
   return jnp.mean(jnp.sqrt(sq), axis=1) * batch.batch_size
 
 

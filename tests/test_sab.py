@@ -231,3 +231,12 @@ def test_sab_learns_copy_where_tbptt_stays_near_chance(tmp_path):
     accuracy[preset] = train.train_and_evaluate(c, str(tmp_path / preset))["accuracy"]
   assert accuracy["small"] >= 0.40, accuracy
   assert accuracy["small_tbptt5"] <= 0.30, accuracy
+
+
+def test_gradient_flow_diagnostic_measures_the_sequential_state():
+  task = tasks.get("copy", length=3)
+  model = Model(SABLSTM(H, k_top=2, k_att=2, max_memories=12), task.output_size)
+  params = model.init(jax.random.PRNGKey(0), task.input_size)
+  flow = jax.jit(diagnostics.gradient_flow, static_argnums=(0, 1))(
+      model, task, params, task.sample(jax.random.PRNGKey(1), 3))
+  assert flow.shape == (23,) and bool(jnp.all(jnp.isfinite(flow))) and float(flow[-1]) > 0
