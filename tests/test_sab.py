@@ -48,6 +48,7 @@ def test_core_shapes_and_memory_writes():
   core = cells.get("sab_lstm", hidden_size=H, k_top=2, k_att=3, max_memories=4)
   assert core.feature_size == 2 * H
   params = core.init(jax.random.PRNGKey(0), 3)
+  assert core.recurrent_matrix(params).shape == (H, H)
   state = core.initial_state(B)
   assert state.memory.shape == (4, B, H) and state.keys.shape == (4, B, H)
   xs = jax.random.normal(jax.random.PRNGKey(1), (14, B, 3))

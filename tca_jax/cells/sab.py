@@ -228,4 +228,7 @@ class SABLSTM:
     return jax.lax.scan(body, state, inputs)[1]
 
   def recurrent_matrix(self, params):
-    return params["lstm"]["W_h"]
+    """`[H, H]`: the cell-candidate (g) block of the LSTM's `W_h` (square, for the spectral
+    radius diagnostic; the full `W_h` is `[H, 4H]`)."""
+    h = self.hidden_size
+    return params["lstm"]["W_h"][:, 2 * h:3 * h]
