@@ -21,10 +21,15 @@ entering each step (`[T, batch, H]` twice) and the final memory buffer; a revers
 recomputes each step from its entering state and the final buffer (slots are written once and a
 step reads only slots written before it), takes its VJP, and carries the memory cotangents
 `dmem [M, batch, H]`, `dkeys [M, batch, A]`. At the step that wrote slot j, `dmem[j] + dkeys[j]
-W1^T` joins the cotangent of h_t: the mental update. Memory O(T H + M (H + A)) per sequence,
-compute about 4 forward passes; `backward="autodiff"` differentiates the forward scan with
-`jax.grad` instead (the reference in the tests; memory O(T M (H + A)): it stores the buffer at
-every step; offline only).
+W1^T` joins the cotangent of h_t: the mental update. For a sparse core the forward pass records
+each step's k_top + 1 candidates (`lax.top_k`), and the reverse step differentiates the raw
+weights and summary recomputed on those gathered candidates only (the sparsifier's VJP applied to
+k_top + 1 entries) and scatter-adds their cotangents into `dmem` / `dkeys`: a reverse step costs
+O(k_top (H + A)) per sequence for the attention, plus the LSTM. Memory O(T H + M (H + A)) per
+sequence (2.6x less than TBPTT's stored activations at T=300, docs/PERFORMANCE.md), time about
+2x TBPTT at T=300 (the forward pass scores all M memories at every step, so the ratio grows with
+T); `backward="autodiff"` differentiates the forward scan with `jax.grad` instead (the reference
+in the tests; memory O(T M (H + A)): it stores the buffer at every step; offline only).
 
 Online SAB (`train.update_every = k_trunc`, beyond the original release). Each window is one
 truncation block, and the optimizer steps after it while the memories live on in the learner
@@ -37,7 +42,9 @@ a replay that credits still older memories queues their blocks too, so with the 
 fixed the windows' updates sum to the offline gradient exactly. Cost of a window: its own
 backward plus one block replay (k_trunc steps of O(M (H + A)) each, forward and backward) per
 block holding a memory that some sequence in the batch selected; a block is skipped when its
-memories got no credit. Replays use the current parameters, the forward pass used the parameters
+memories got no credit. Early in training a batch selects nearly every memory, so a sequence
+costs O((T / k_trunc)^2) block replays: measured 31x TBPTT's step time at T=100 and 58x at
+T=300 (docs/PERFORMANCE.md). Exact, not fast. Replays use the current parameters, the forward pass used the parameters
 of the time (the approximation online learning always makes).
 """
 
