@@ -6,7 +6,7 @@ A cell is a frozen dataclass (hashable, so it can be a static argument of `jax.j
     initial_state(batch_size, dtype=None) -> state          a pytree of [batch, ...] arrays
     step(params, state, x [batch, in]) -> (state, features [batch, feature_size])
     feature_size: int                                        what the readout sees
-    recurrent_matrix(params) -> [H, H]                       for spectral-radius diagnostics
+    recurrent_matrix(params) -> [H, H]   (optional)          for spectral-radius diagnostics
 
 `get(name, **options)` builds one by its config name (`model.cell`).
 """

@@ -69,6 +69,3 @@ class LSTM:
     c = jax.nn.sigmoid(f) * state.c + jax.nn.sigmoid(i) * jnp.tanh(g)
     h = jax.nn.sigmoid(o) * jnp.tanh(c)
     return LSTMState(h, c), h
-
-  def recurrent_matrix(self, params):
-    return params["W_h"]
