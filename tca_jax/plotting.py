@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -57,7 +60,6 @@ def plot_update_angle(records, path: str, key: str = "grad_cosine/core/W_hh", wi
     key: which cosine to plot.
     window: consecutive records averaged per point; error bars are two standard deviations.
   """
-  import numpy as np  # pylint: disable=g-import-not-at-top
   rows = [(r["step"], r[key]) for r in records if r.get(key) is not None]
   fig, ax = plt.subplots(figsize=(6, 4))
   if rows:
@@ -103,7 +105,6 @@ def plot_local_losses(steps, f_losses, g_losses, global_loss, path: str, title: 
     global_loss: `[n]` the task loss E.
     every: plot every `every`-th layer (deep networks are unreadable otherwise).
   """
-  import numpy as np  # pylint: disable=g-import-not-at-top
   f_losses, g_losses = np.asarray(f_losses), np.asarray(g_losses)
   fig, axes = plt.subplots(1, 3, figsize=(14, 4))
   cmap = plt.get_cmap("viridis")
@@ -173,8 +174,6 @@ def record_attention_map(model, task, params, key, step: int, workdir: str,
   Does nothing for cores without `attention_map` or tasks without `sample`. Maps are kept in
   `workdir/attention_maps.json`; the figure shows up to `panels` of them, spread over training.
   """
-  import json  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
   if getattr(model.core, "attention_map", None) is None or not hasattr(task, "sample"):
     return
   batch = task.sample(key, batch_size)
