@@ -353,6 +353,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
                               num_batches)
     return _summary(evaluate(eval_step, params, key, num_batches), num_seeds)
 
+  def check_finite(state):
+    bad = np.asarray(state.bad_step).reshape(-1)
+    if (bad >= 0).any():
+      seed_note = f" (seed {config.seed + int(np.argmax(bad >= 0))})" if num_seeds > 1 else ""
+      kept = (f"; the last good checkpoint (step {checkpointer.latest_step()}) is kept"
+              if checkpointer is not None and checkpointer.latest_step() is not None else "")
+      raise NonFiniteError(
+          f"training stopped: the loss or the update of learner {learner.name!r} became "
+          f"NaN/inf at step {int(bad[bad >= 0].min())}{seed_note}{kept}. Lower "
+          "train.learning_rate or set train.clip_norm.")
+
   preempted = []
   previous_handler = None
   if threading.current_thread() is threading.main_thread():
@@ -394,15 +405,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
       if step % t.log_every == 0 or step == t.steps:
         metrics = _summary(metrics, num_seeds)
-        bad = np.asarray(state.bad_step).reshape(-1)
-        if (bad >= 0).any():
-          seed_note = f" (seed {config.seed + int(np.argmax(bad >= 0))})" if num_seeds > 1 else ""
-          kept = (f"; the last good checkpoint (step {checkpointer.latest_step()}) is kept"
-                  if checkpointer is not None and checkpointer.latest_step() is not None else "")
-          raise NonFiniteError(
-              f"training stopped: the loss or the update of learner {learner.name!r} became "
-              f"NaN/inf at step {int(bad[bad >= 0].min())}{seed_note}{kept}. Lower "
-              "train.learning_rate or set train.clip_norm.")
+        check_finite(state)
         now = time.time()
         rate = (step - last_log_step) / max(now - last_log_time, 1e-9)
         last_log_time, last_log_step = now, step
@@ -422,6 +425,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
       if checkpointer is not None and (step % t.checkpoint_every == 0 or step == t.steps
                                        or preempted):
+        check_finite(state)  # a checkpoint is only ever written from a run without a bad step
         checkpointer.save(step, state)
       if preempted:
         raise Preempted(f"SIGTERM at step {step}: checkpoint saved in "

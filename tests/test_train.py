@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from tca_jax import checkpoint
 from tca_jax import config as config_lib
 from tca_jax import metrics_io, train
 from tca_jax.registry import ConfigError
@@ -110,6 +111,27 @@ def test_nan_stops_the_run_with_a_message(tmp_path):
                   train__optimizer="sgd", train__momentum=0.0)
   with pytest.raises(train.NonFiniteError, match=r"learner 'bptt' became NaN/inf at step \d"):
     train.train_and_evaluate(c, str(tmp_path))
+
+
+def test_nan_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+  make = train.make_train_step
+
+  def poisoning_make(*args, **kwargs):
+    step_fn = make(*args, **kwargs)
+
+    def step(state, batch, key):
+      if int(state.step) == 3:  # step 4 sees a NaN input
+        batch = batch._replace(inputs=batch.inputs * np.nan)
+      return step_fn(state, batch, key)
+    return step
+
+  monkeypatch.setattr(train, "make_train_step", poisoning_make)
+  c = tiny_config(train__checkpoint_every=1)
+  with pytest.raises(train.NonFiniteError,
+                     match=r"NaN/inf at step 4; the last good checkpoint \(step 3\) is kept"):
+    train.train_and_evaluate(c, str(tmp_path))
+  checkpointer = checkpoint.Checkpointer(str(tmp_path))
+  assert checkpointer.latest_step() == 3
 
 
 def test_binary_reports_config_errors_in_one_line(tmp_path):
