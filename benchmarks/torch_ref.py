@@ -27,14 +27,16 @@ Torch is optional: `available()` is False without it and the benchmark shows no 
 
 from __future__ import annotations
 
+import types
 from typing import Callable, Dict, Optional
 
 try:
   import torch
   from torch import nn
-except ImportError:  # pragma: no cover - exercised when the [bench] extra is missing
+except ImportError:  # exercised when the [bench] extra is missing (as in CI)
   torch = None
-  nn = None
+  # The module classes below still need a base to be defined; `make_step` refuses to run.
+  nn = types.SimpleNamespace(Module=object)
 
 SYMBOLS = 10
 
@@ -139,6 +141,8 @@ class SABLoop(nn.Module):
 def make_step(kind: str, length: int, hidden: int, batch: int, seed: int = 0,
               sab_options: Optional[Dict[str, int]] = None) -> Callable[[], None]:
   """A zero-argument function running one training step (`kind`: "lstm_bptt" or "sab")."""
+  if torch is None:
+    raise RuntimeError("the PyTorch references need torch: pip install -e '.[bench]'")
   torch.manual_seed(seed)
   inputs, targets = _copy_batch(length, batch, seed)
   if kind == "lstm_bptt":
