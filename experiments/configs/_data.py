@@ -3,8 +3,8 @@
 from tca_jax.config import default_config
 
 
-def lm_config(name: str, length: int, hidden: int, batch: int, lr: float, steps: int):
-  """A char-level LM: LSTM + BPTT over windows of `length`, state carried between batches."""
+def _reader_config(name, length, hidden, batch, lr, steps, eval_batch_size):
+  """LSTM + BPTT with Adam, evaluated on whole validation and test splits."""
   c = default_config()
   c.task.name = name
   c.task.length = length
@@ -17,30 +17,22 @@ def lm_config(name: str, length: int, hidden: int, batch: int, lr: float, steps:
   c.train.steps = steps
   c.train.log_every = 100
   c.train.eval_every = 2000
-  c.train.eval_batch_size = batch
+  c.train.eval_batch_size = eval_batch_size
   c.train.eval_batches = 0  # the whole validation split
   c.train.test_batches = 0  # the whole test split
   return c
 
 
+def lm_config(name: str, length: int, hidden: int, batch: int, lr: float, steps: int):
+  """A char-level LM: LSTM + BPTT over windows of `length`, state carried between batches (the
+  evaluation streams keep the training batch size)."""
+  return _reader_config(name, length, hidden, batch, lr, steps, eval_batch_size=batch)
+
+
 def image_config(name: str, length: int, hidden: int, batch: int, lr: float, steps: int):
-  """Pixel-by-pixel classification, the label at the last step."""
-  c = default_config()
-  c.task.name = name
-  c.task.length = length
-  c.model.cell = "lstm"
-  c.model.hidden_size = hidden
-  c.learner.name = "bptt"
-  c.train.optimizer = "adam"
-  c.train.learning_rate = lr
-  c.train.batch_size = batch
-  c.train.steps = steps
-  c.train.log_every = 100
-  c.train.eval_every = 2000
-  c.train.eval_batch_size = 500
-  c.train.eval_batches = 0  # the whole validation split (5000 held-out training images)
-  c.train.test_batches = 0  # the whole test split
-  return c
+  """Pixel-by-pixel classification, the label at the last step; validation is the 5000
+  held-out training images."""
+  return _reader_config(name, length, hidden, batch, lr, steps, eval_batch_size=500)
 
 
 def apply_learner_preset(c, preset: str, presets: dict):
