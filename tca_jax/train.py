@@ -346,6 +346,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   matrix_fn = getattr(model.core, "recurrent_matrix", None)
   seed0 = (lambda tree: jax.tree.map(lambda x: x[0], tree)) if num_seeds > 1 else (lambda x: x)
   fold = jax.vmap(jax.random.fold_in, (0, None)) if num_seeds > 1 else jax.random.fold_in
+  split = jax.vmap(jax.random.split) if num_seeds > 1 else jax.random.split
 
   def run_eval(params, split, key, num_batches):
     if host_data:
@@ -373,8 +374,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   try:
     for step in range(start_step + 1, t.steps + 1):
       key = fold(train_key, step)
-      split_keys = jax.vmap(jax.random.split) if num_seeds > 1 else jax.random.split
-      k_batch, k_update = (lambda k: (k[..., 0, :], k[..., 1, :]))(split_keys(key))
+      keys = split(key)
+      k_batch, k_update = keys[..., 0, :], keys[..., 1, :]
       if host_data:
         batch, reset = next(batches)
         if reset and task.carries_state:  # a new stream (an epoch): start from a fresh state
