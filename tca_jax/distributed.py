@@ -44,6 +44,19 @@ def maybe_initialize(config) -> bool:
   return True
 
 
+def barrier(name: str, timeout_s: int = 600) -> None:
+  """Waits until every process reaches `name` (no-op with one process).
+
+  Goes through the coordination service, not a collective: gloo's first collective gives up
+  after 30 s, so processes that drift apart while starting up (one slowed by a busy machine)
+  meet here first.
+  """
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
+  jax_distributed.global_state.client.wait_at_barrier(name, timeout_s * 1000)
+
+
 def data_mesh(batch_size: int):
   """A 1-D mesh `("data",)` over every device, or None with a single device."""
   n = jax.device_count()

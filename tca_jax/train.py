@@ -307,6 +307,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   # Donation needs every leaf in its own buffer (initialisers may share one zeros array).
   state = jax.tree.map(jnp.array, state)
   if mesh is not None:
+    distributed.barrier("tca_jax_state")
     state = jax.device_put(state, distributed.replicated(mesh))
   n_params = sum(x.size for x in jax.tree.leaves(state.params)) // num_seeds
   logging.info("task %s (T=%d, %d steps/sample), %s(%d) with %d parameters, learner %s, "
