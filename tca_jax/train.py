@@ -238,6 +238,9 @@ def _check_resumable(workdir: str, config) -> None:
   new = json.loads(json.dumps(metrics_io.to_python(config.to_dict())))
   for d in (old, new):
     d.get("train", {}).pop("steps", None)  # a run may be extended
+    # How the processes are launched is not what the run is: every process of a multi-host run
+    # checks the config that process 0 may already have written, with its own process_id.
+    d.pop("distributed", None)
   old, new = _flatten(old), _flatten(new)
   differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
   if differ:

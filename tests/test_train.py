@@ -206,6 +206,21 @@ def test_resume_refuses_another_config(tmp_path):
                              str(tmp_path))
 
 
+
+def test_resume_check_ignores_how_processes_are_launched(tmp_path):
+  # Process 0 of a multi-host run writes config.json with process_id=0; process 1, slower to
+  # start, then checks its own config (process_id=1) against it: the same run.
+  c0 = tiny_config()
+  c0.distributed.process_id, c0.distributed.num_processes = 0, 2
+  metrics_io.write_json(str(tmp_path / "config.json"), c0.to_dict())
+  c1 = tiny_config()
+  c1.distributed.process_id, c1.distributed.num_processes = 1, 2
+  train._check_resumable(str(tmp_path), c1)  # no error
+  c1.model.hidden_size += 1
+  with pytest.raises(ConfigError, match="model.hidden_size"):
+    train._check_resumable(str(tmp_path), c1)
+
+
 def test_seeds_in_parallel_match_sequential_runs(tmp_path):
   c = tiny_config()
   c.num_seeds = 3
