@@ -141,10 +141,10 @@ def test_untruncated_sab_equals_bptt(x64, core_options):
   _close(update, _bptt_gradient(model, task, params, batch))
 
 
-@pytest.mark.parametrize("mental,remat", [(True, False), (False, False), (True, True)])
-def test_replay_backward_equals_autodiff_of_truncated_graph(x64, mental, remat):
+@pytest.mark.parametrize("mental", [True, False])
+def test_replay_backward_equals_autodiff_of_truncated_graph(x64, mental):
   task, model, params, batch = _setup(k_top=2, k_att=2, max_memories=12)
-  a = _sab_update(SAB(k_trunc=3, mental_updates=mental, remat=remat), model, task, params, batch)
+  a = _sab_update(SAB(k_trunc=3, mental_updates=mental), model, task, params, batch)
   b = _sab_update(SAB(k_trunc=3, mental_updates=mental, backward="autodiff"), model, task,
                   params, batch)
   _close(a, b)
@@ -177,10 +177,10 @@ def test_without_mental_updates_no_credit_reaches_states_before_a_memory(x64):
   np.testing.assert_allclose(with_mu, ref, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("k_att,remat", [(2, False), (6, False), (2, True)])
-def test_online_replay_equals_offline_gradient(x64, k_att, remat):
+@pytest.mark.parametrize("k_att,mental", [(2, True), (6, True)])
+def test_online_replay_equals_offline_gradient(x64, k_att, mental):
   task, model, params, batch = _setup(k_top=2, k_att=k_att, max_memories=12)
-  learner = SAB(k_trunc=4, remat=remat)
+  learner = SAB(k_trunc=4, mental_updates=mental)
   offline = _sab_update(learner, model, task, params, batch, update_every=0)
   online = _sab_update(learner, model, task, params, batch, update_every=4)
   _close(online, offline)

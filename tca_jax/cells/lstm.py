@@ -64,19 +64,8 @@ class LSTM:
 
   def step(self, params, state: LSTMState, x):
     """One transition. Args: state `LSTMState([batch, H], [batch, H])`, x `[batch, in]`."""
-    new = self.from_preactivations(self.preactivations(params, state.h, x), state.c)
-    return new, new.h
-
-  # The two halves of `step`, for learners that store the matmul's result instead of redoing it
-  # in their backward pass (the `sab` learner).
-  @staticmethod
-  def preactivations(params, h, x):
-    """The gates before their nonlinearities, `[batch, 4H]` (i, f, g, o): all the matmuls."""
-    return x @ params["W_x"] + h @ params["W_h"] + params["b"]
-
-  @staticmethod
-  def from_preactivations(gates, c) -> LSTMState:
-    """The elementwise rest of the step: `(gates [batch, 4H], c_{t-1}) -> LSTMState(h_t, c_t)`."""
+    gates = x @ params["W_x"] + state.h @ params["W_h"] + params["b"]
     i, f, g, o = jnp.split(gates, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    return LSTMState(jax.nn.sigmoid(o) * jnp.tanh(c), c)
+    c = jax.nn.sigmoid(f) * state.c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    return LSTMState(h, c), h

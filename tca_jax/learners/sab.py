@@ -17,8 +17,7 @@ Table 4's "k_top = all" ablation: full self-attention trained with truncation. W
 the update is the exact BPTT gradient of the model.
 
 Implementation (`backward="replay"`, the default). A forward `lax.scan` keeps only the state
-entering each step (`[T, batch, H]` twice), the LSTM's pre-activations (`[T, batch, 4H]`; with
-`remat=True` they are recomputed instead) and the final memory buffer; a reverse `lax.scan`
+entering each step (`[T, batch, H]` twice) and the final memory buffer; a reverse `lax.scan`
 recomputes each step from its entering state and the final buffer (slots are written once and a
 step reads only slots written before it), takes its VJP, and carries the memory cotangents
 `dmem [M, batch, H]`, `dkeys [M, batch, A]`. At the step that wrote slot j, `dmem[j] + dkeys[j]
@@ -105,9 +104,6 @@ class SAB(Learner):
     mental_updates: let credit flow from a selected memory into the steps that produced it.
     backward: "replay" (hand-written reverse scan, O(T H + M H) memory, online-capable) or
       "autodiff" (`jax.grad` through the memory buffer; whole-sequence windows only).
-    remat: with `backward="replay"`, recompute each step's LSTM matmuls in the reverse scan
-      instead of storing their result (`[T, batch, 4H]`): 3x less stored per step, one more LSTM
-      forward pass of time (docs/PERFORMANCE.md).
   """
 
   NAME: ClassVar[str] = "sab"
@@ -115,13 +111,11 @@ class SAB(Learner):
   k_trunc: int = 5
   mental_updates: bool = True
   backward: str = "replay"
-  remat: bool = False
 
   def __post_init__(self):
     check_choice(self.backward, "learner.backward", BACKWARDS)
-    for field in ("mental_updates", "remat"):
-      if not isinstance(getattr(self, field), bool):
-        raise ConfigError(f"learner.{field}={getattr(self, field)!r} must be True or False")
+    if not isinstance(self.mental_updates, bool):
+      raise ConfigError(f"learner.mental_updates={self.mental_updates!r} must be True or False")
 
   def validate(self, sequence_length, update_every):
     check_window_option(self.k_trunc, "learner.k_trunc", sequence_length)
@@ -171,29 +165,20 @@ def _summary(core: SABLSTM, cparams, h_hat, memory, keys, count, sel):
   return core.gathered_summary(cparams, h_hat, memory, keys, *sel)
 
 
-def _provisional(core: SABLSTM, cparams, h, c, x, remat: bool):
-  """`(h^_t, c_t, z)`: the LSTM transition and, unless `remat`, its pre-activations to store."""
-  z = core.lstm.preactivations(cparams["lstm"], h, x)
-  new = core.lstm.from_preactivations(z, c)
-  return new.h, new.c, () if remat else z
-
-
-def _light_forward(core: SABLSTM, cparams, state: SABState, inputs, memory, keys,
-                   remat: bool):
+def _light_forward(core: SABLSTM, cparams, state: SABState, inputs, memory, keys):
   """Recomputes states over `inputs` reading the given (final) buffer; writes only count them.
 
-  Returns per step the state entering it, the step's selection and its LSTM pre-activations
-  (`()` with `remat`): `(h [W,B,H], c [W,B,H], t [W], count [W], (idx, valid) [W,B,k+1],
-  z [W,B,4H])`.
+  Returns per step the state entering it and the step's selection: `(h [W,B,H], c [W,B,H],
+  t [W], count [W], (idx, valid) [W,B,k+1])`.
   """
 
   def body(carry, x):
     h, c, t, count = carry
-    h_hat, c_new, z = _provisional(core, cparams, h, c, x, remat)
+    h_hat, c_new = core.provisional(cparams, h, c, x)
     sel = _select(core, cparams, h_hat, keys, count)
     s = _summary(core, cparams, h_hat, memory, keys, count, sel)
     count_new = count + core.writes(t, count).astype(count.dtype)
-    return (h_hat + s, c_new, t + 1, count_new), (h, c, t, count, sel, z)
+    return (h_hat + s, c_new, t + 1, count_new), (h, c, t, count, sel)
 
   return jax.lax.scan(body, (state.h, state.c, state.t, state.count), inputs)[1]
 
@@ -203,9 +188,8 @@ def _reverse(learner: SAB, model, params, entering, inputs, memory, keys, dmem, 
   """Reverse scan over a stretch of steps; returns `(grads, dmem, dkeys, dinputs)`.
 
   Args:
-    entering: `(h, c, t, count, selection, z)` per step: the state entering it, for a sparse
-      core the forward pass's `(idx, valid)` candidates (`()` for a dense core), and the LSTM
-      pre-activations (`()`: recompute them).
+    entering: `(h, c, t, count, selection)` per step: the state entering it and, for a sparse
+      core, the forward pass's `(idx, valid)` candidates (`()` for a dense core).
     memory, keys: the buffer after the stretch (every slot a step reads is final).
     dmem, dkeys: memory cotangents so far (from later steps); injected at the writes.
     targets, mask, loss_fn: the stretch's losses (None for a replay, which carries none).
@@ -243,27 +227,21 @@ def _reverse(learner: SAB, model, params, entering, inputs, memory, keys, dmem, 
 
   rows = jnp.arange(batch_size)[:, None]
 
-  def sparse_step(dh, dc, dmem, dkeys, h_prev, c_prev, t, count, sel, z, x, tgt, msk):
+  def sparse_step(dh, dc, dmem, dkeys, h_prev, c_prev, t, count, sel, x, tgt, msk):
     # Only the k+1 candidates enter the VJP: the memory cotangents are scatter-adds of
     # [batch, k+1, .] rows, O(k (H + A)) per sequence instead of O(M (H + A)).
-    z_now, vjp_lin = jax.vjp(
-        lambda p, hp, xx: core.lstm.preactivations(p["core"]["lstm"], hp, xx), params, h_prev, x)
-    if isinstance(z, tuple):  # remat: the matmuls above are the recomputation
-      z = z_now  # else they are dead code (XLA drops them) and only their transpose runs
-    (h_hat, _), vjp_cell = jax.vjp(lambda zz, cp: tuple(core.lstm.from_preactivations(zz, cp)),
-                                   z, c_prev)
+    (h_hat, _), vjp_lstm = jax.vjp(
+        lambda p, hp, cp, xx: core.provisional(p["core"], hp, cp, xx), params, h_prev, c_prev, x)
     idx, valid = sel  # the forward pass's selection: no second pass over all M raw weights
     (_, loss), vjp_head = jax.vjp(
         lambda p, hh, ms, ks: head(p, hh, ms, ks, valid, tgt, msk),
         params, h_hat, memory[idx, rows], keys[idx, rows])
     g_p, g_hat, g_ms, g_ks = vjp_head((dh, jnp.ones_like(loss) if with_loss else 0 * loss))
-    g_z, g_c = vjp_cell((g_hat, dc))
-    g_pl, g_h, g_x = vjp_lin(g_z)
+    g_pl, g_h, g_c, g_x = vjp_lstm((g_hat, dc))
     grads_t = jax.tree.map(jnp.add, g_p, g_pl)
     return grads_t, g_h, g_c, dmem.at[idx, rows].add(g_ms), dkeys.at[idx, rows].add(g_ks), g_x
 
-  def dense_step(dh, dc, dmem, dkeys, h_prev, c_prev, t, count, sel, z, x, tgt, msk):
-    del z  # the dense ablation recomputes its steps whole
+  def dense_step(dh, dc, dmem, dkeys, h_prev, c_prev, t, count, sel, x, tgt, msk):
     (_, _, loss), vjp = jax.vjp(
         lambda p, hp, cp, m, k, xx: local(p, hp, cp, m, k, xx, t, count, tgt, msk),
         params, h_prev, c_prev, memory, keys, x)
@@ -272,27 +250,27 @@ def _reverse(learner: SAB, model, params, entering, inputs, memory, keys, dmem, 
 
   def body(carry, xs):
     dh, dc, dmem, dkeys, grads = carry
-    h_prev, c_prev, t, count, sel, z, x, tgt, msk = xs
+    h_prev, c_prev, t, count, sel, x, tgt, msk = xs
     if learner.mental_updates:
       slot = jnp.minimum(count, core.max_memories - 1).astype(jnp.int32)
       row_m, row_k = dmem[slot], dkeys[slot]  # outside the cond: it would copy the buffers
       dh = jax.lax.cond(core.writes(t, count), lambda: dh + row_m + row_k @ w1.T, lambda: dh)
     step = dense_step if core.dense else sparse_step
     g_p, g_h, g_c, dmem, dkeys, g_x = step(dh, dc, dmem, dkeys, h_prev, c_prev, t, count, sel,
-                                           z, x, tgt, msk)
+                                           x, tgt, msk)
     cut = jnp.mod(t, learner.k_trunc) == 0
     g_h = jnp.where(cut, 0.0, g_h)
     g_c = jnp.where(cut, 0.0, g_c)
     grads = jax.tree.map(jnp.add, grads, g_p)
     return (g_h, g_c, dmem, dkeys, grads), g_x
 
-  h, c, t, count, sel, z = entering
+  h, c, t, count, sel = entering
   if not with_loss:
     targets = mask = jnp.zeros(inputs.shape[:2], inputs.dtype)
   zeros = jax.tree.map(jnp.zeros_like, params)
   carry = (jnp.zeros_like(h[0]), jnp.zeros_like(c[0]), dmem, dkeys, zeros)
   (_, _, dmem, dkeys, grads), dinputs = jax.lax.scan(
-      body, carry, (h, c, t, count, sel, z, inputs, targets, mask), reverse=True)
+      body, carry, (h, c, t, count, sel, inputs, targets, mask), reverse=True)
   return grads, dmem, dkeys, dinputs
 
 
@@ -315,8 +293,7 @@ def _replays(learner: SAB, model, params, replay: Replay, count_start, memory, k
     def run(args):
       grads, dmem, dkeys, flags = args
       state = SABState(replay.h0[j], replay.c0[j], memory, keys, replay.count0[j], replay.t0[j])
-      entering = _light_forward(core, params["core"], state, replay.inputs[j], memory, keys,
-                                learner.remat or core.dense)
+      entering = _light_forward(core, params["core"], state, replay.inputs[j], memory, keys)
       g, new_dmem, new_dkeys, _ = _reverse(learner, model, params, entering, replay.inputs[j],
                                            memory, keys, dmem, dkeys)
       # Credit to this block's own slots has been consumed; only older slots can gain some.
@@ -356,15 +333,13 @@ def window_gradients(learner: SAB, model, params, lstate: SABLearnerState, batch
   start = lstate.model_state
   cparams = params["core"]
 
-  remat = learner.remat or core.dense
-
   def fwd(state, x):
-    h_hat, c, z = _provisional(core, cparams, state.h, state.c, x, remat)
+    h_hat, c = core.provisional(cparams, state.h, state.c, x)
     sel = _select(core, cparams, h_hat, state.keys, state.count)
     s = _summary(core, cparams, h_hat, state.memory, state.keys, state.count, sel)
     h = h_hat + s
     memory, keys, count = core.write(cparams, state.memory, state.keys, state.count, state.t, h)
-    entering = (state.h, state.c, state.t, state.count, sel, z)
+    entering = (state.h, state.c, state.t, state.count, sel)
     return SABState(h, c, memory, keys, count, state.t + 1), (entering, jnp.concatenate([h, s], -1))
 
   final, (entering, features) = jax.lax.scan(fwd, start, batch.inputs)
