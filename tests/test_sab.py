@@ -234,6 +234,22 @@ def test_sab_learns_copy_where_tbptt_stays_near_chance(tmp_path):
   assert accuracy["small_tbptt5"] <= 0.30, accuracy
 
 
+def test_cpu_t100_presets_are_the_recorded_runs():
+  """docs/RESULTS.md's T=100 pair: the same LSTM(128), optimizer and truncation; SAB adds the
+  memory (k_top=10, k_att=5)."""
+  from experiments.configs import sab_copy  # pylint: disable=g-import-not-at-top
+  from tca_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  sab, tbptt = sab_copy.get_config("cpu_t100"), sab_copy.get_config("cpu_t100_tbptt5")
+  for c in (sab, tbptt):
+    config_lib.build(c)
+    assert (c.task.length, c.model.hidden_size, c.train.learning_rate, c.train.steps) == (
+        100, 128, 3e-3, 30_000)
+  assert (sab.model.cell, sab.model.k_top, sab.model.k_att, sab.model.max_memories) == (
+      "sab_lstm", 10, 5, 24)
+  assert (sab.learner.name, sab.learner.k_trunc, tbptt.learner.truncation) == ("sab", 5, 5)
+  assert (tbptt.model.cell, tbptt.learner.name) == ("lstm", "tbptt")
+
+
 def test_gradient_flow_diagnostic_measures_the_sequential_state():
   task = tasks.get("copy", length=3)
   model = Model(SABLSTM(H, k_top=2, k_att=2, max_memories=12), task.output_size)

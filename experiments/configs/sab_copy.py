@@ -25,6 +25,11 @@ paper's Tables 3 and 5; Table 2 does not give k_att) and `learner.name=sab`:
   `transfer_bptt_evalN`, `transfer_attn_evalN`.
 * `small` (default): CPU-sized, copy T=20, LSTM(64), SAB (5, 5), a few minutes on 2 cores;
   `small_tbptt5`: the same with LSTM + TBPTT(5), which stays near chance.
+* `cpu_t100`: copy T=100, LSTM(128), SAB k_trunc=5, k_top=10, k_att=5, Adam 3e-3, 30,000 steps:
+  the T=100 run measured on a 2-core CPU (docs/RESULTS.md); `cpu_t100_tbptt5`: the same
+  LSTM(128) and optimizer with TBPTT(5). With k_top=5 (the `t100` preset) at this step budget
+  the recall steps kept attending to later slots that carry part of the digits forward, and the
+  accuracy stalled near 30%; with k_top=10 the first slots stay among the candidates.
 
 Add `--config.train.update_every=5` (= k_trunc) to any SAB preset for online SAB: parameters
 update after every truncation window and memories are replayed from the learner state (exact but
@@ -97,6 +102,18 @@ def get_config(preset: str = "small"):
       _sab(c, 5, 5, 20)
     else:
       _baseline(c, "tbptt5", 20)
+    return c
+
+  if preset in ("cpu_t100", "cpu_t100_tbptt5"):
+    c.task.length = 100
+    c.train.steps = 30_000
+    c.train.learning_rate = 3e-3
+    c.train.log_every = 500
+    if preset == "cpu_t100":
+      _sab(c, 5, 10, 100)
+      c.model.k_att = 5
+    else:
+      _baseline(c, "tbptt5", 100)
     return c
 
   name = preset
