@@ -186,7 +186,7 @@ def _torch_ms(spec: Spec, cache: Dict, steps: int, budget: float, sab_options) -
     out["torch_ms"], note = _time_torch(fn, steps, budget)
     if note:
       out["torch_skipped"] = note
-    if threads > 1:
+    if threads > 1 and torch_ref.default_device() == "cpu":  # a GPU step uses no CPU threads
       torch_ref.set_threads(1)
       try:
         out["torch_ms_1thread"], note = _time_torch(fn, steps, budget)
@@ -332,6 +332,7 @@ def run(quick: bool, out_dir: str, *, steps: int = 20, budget: Optional[float] =
       "matmul_peak_gflops": peak,
       "jax_threads": threads,
       "torch_version": torch_ref.version() if use_torch else None,
+      "torch_device": torch_ref.default_device() if use_torch else None,
       "torch_threads": torch_threads,
       "learners": list(learners_lib.names()),
       "cells": list(cells_lib.names()),

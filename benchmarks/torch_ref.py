@@ -23,6 +23,8 @@ tca-jax default config):
   first memory s = 0.
 
 Torch is optional: `available()` is False without it and the benchmark shows no ratio.
+`default_device()` is "cuda" where PyTorch sees a GPU (the step then ends with
+`torch.cuda.synchronize()`), "cpu" otherwise, so that a GPU run compares like with like.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ def get_threads() -> int:
 
 def version() -> Optional[str]:
   return None if torch is None else torch.__version__
+
+
+def default_device() -> str:
+  """"cuda" where PyTorch sees a GPU, else "cpu"."""
+  return "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
 
 
 def _copy_batch(length: int, batch: int, seed: int):
@@ -139,12 +146,15 @@ class SABLoop(nn.Module):
 
 
 def make_step(kind: str, length: int, hidden: int, batch: int, seed: int = 0,
-              sab_options: Optional[Dict[str, int]] = None) -> Callable[[], None]:
-  """A zero-argument function running one training step (`kind`: "lstm_bptt" or "sab")."""
+              sab_options: Optional[Dict[str, int]] = None,
+              device: Optional[str] = None) -> Callable[[], None]:
+  """A zero-argument function running one training step (`kind`: "lstm_bptt" or "sab") on
+  `device` (default: `default_device()`); it returns when the step has finished."""
   if torch is None:
     raise RuntimeError("the PyTorch references need torch: pip install -e '.[bench]'")
+  device = device or default_device()
   torch.manual_seed(seed)
-  inputs, targets = _copy_batch(length, batch, seed)
+  inputs, targets = (a.to(device) for a in _copy_batch(length, batch, seed))
   if kind == "lstm_bptt":
     module = LSTMReadout(hidden)
   elif kind == "sab":
@@ -153,9 +163,12 @@ def make_step(kind: str, length: int, hidden: int, batch: int, seed: int = 0,
     module = SABLoop(hidden, o["k_top"], o["k_att"], o["k_trunc"])
   else:
     raise ValueError(f"unknown torch reference {kind!r}; allowed: lstm_bptt, sab")
+  module = module.to(device)
   step = _train_step(module, module, inputs, targets)
+  sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
   def run():
-    step()  # PyTorch on the CPU is synchronous: the step is done when this returns
+    step()
+    sync()  # on the CPU PyTorch is synchronous already
 
   return run
