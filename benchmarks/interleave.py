@@ -1,7 +1,7 @@
 r"""A/B timing of one option's values, the compiled steps taking turns (fair on a shared CPU).
 
     python -m benchmarks.interleave --learner=bptt --cell=lstm --T=100 --hidden=128 --batch=32 \
-        --vary=learner.unroll=1,2,4 --rounds=5
+        --vary=learner.unroll=1,2,4 --rounds=5 [--set=model.max_memories=24,learner.k_trunc=5]
 
 Compiles one training step (as `benchmarks.run` does) per value of `--vary`, then runs `--rounds`
 rounds; in each round every variant runs 2 warm-up and `--steps` timed steps in turn. Other load
@@ -59,11 +59,14 @@ def main(argv=None):
   parser.add_argument("--vary", required=True, help="FIELD=V1,V2,... e.g. learner.unroll=1,2,4")
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--steps", type=int, default=20)
+  parser.add_argument("--set", default="", help="fixed FIELD=V pairs, comma-separated, e.g. "
+                      "model.max_memories=24,learner.k_trunc=5")
   args = parser.parse_args(argv)
+  fixed = dict((k, _value(v)) for k, v in (kv.split("=", 1) for kv in args.set.split(",") if kv))
   field, values = args.vary.split("=", 1)
   values = [_value(v) for v in values.split(",")]
   results = interleave(args.learner, args.cell, args.T, args.hidden, args.batch, field, values,
-                       args.rounds, args.steps)
+                       args.rounds, args.steps, overrides=fixed)
   print(f"{args.learner}/{args.cell} T={args.T} H={args.hidden} B={args.batch}, "
         f"{args.rounds} rounds x {args.steps} steps, load average {common.machine_info().get('load_avg_1m', 0):.1f}")
   for value, times in results.items():

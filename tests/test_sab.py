@@ -81,6 +81,8 @@ def test_config_errors():
   with pytest.raises(ConfigError, match="train.update_every"):
     SAB(k_trunc=4).validate(24, 8)
   SAB(k_trunc=4).validate(24, 4)
+  with pytest.raises(ConfigError, match="learner.unroll"):
+    SAB(unroll=0)
   with pytest.raises(ConfigError, match="model.cell"):
     SAB().init_state(Model(cells.get("lstm", hidden_size=H), 10), {}, B)
 
@@ -141,10 +143,11 @@ def test_untruncated_sab_equals_bptt(x64, core_options):
   _close(update, _bptt_gradient(model, task, params, batch))
 
 
-@pytest.mark.parametrize("mental", [True, False])
-def test_replay_backward_equals_autodiff_of_truncated_graph(x64, mental):
+@pytest.mark.parametrize("mental,unroll", [(True, 1), (False, 1), (True, 3)])
+def test_replay_backward_equals_autodiff_of_truncated_graph(x64, mental, unroll):
   task, model, params, batch = _setup(k_top=2, k_att=2, max_memories=12)
-  a = _sab_update(SAB(k_trunc=3, mental_updates=mental), model, task, params, batch)
+  a = _sab_update(SAB(k_trunc=3, mental_updates=mental, unroll=unroll), model, task, params,
+                  batch)
   b = _sab_update(SAB(k_trunc=3, mental_updates=mental, backward="autodiff"), model, task,
                   params, batch)
   _close(a, b)
