@@ -7,6 +7,7 @@ import pytest
 
 from tca_jax import cells, diagnostics, learners, tasks
 from tca_jax.learners.base import window_loss
+from tca_jax.registry import ConfigError
 from tca_jax.model import Model
 
 
@@ -107,3 +108,14 @@ def test_gradient_flow_probe_matches_a_direct_gradient(x64):
     return task.loss(outputs[-1], batch.targets[-1], jnp.ones(2)).sum()
   g = jax.grad(loss_from)(model.initial_state(2))
   np.testing.assert_allclose(flow[0], np.mean(np.linalg.norm(g, axis=1)), rtol=1e-10)
+
+
+def test_scan_unroll_default_per_backend_and_errors():
+  from tca_jax.learners.base import scan_unroll  # pylint: disable=g-import-not-at-top
+  assert scan_unroll(None) == (1 if jax.default_backend() == "cpu" else 8)
+  assert scan_unroll(4) == 4
+  for bad in (0, -1, 2.5, True):
+    with pytest.raises(ConfigError, match="learner.unroll"):
+      scan_unroll(bad)
+  with pytest.raises(ConfigError, match="learner.unroll"):
+    learners.get("tbptt", truncation=2, unroll=0)
