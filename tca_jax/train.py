@@ -324,8 +324,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     restored_step, restored = checkpointer.restore_latest(state)
     if restored is not None:
       start_step, state = restored_step, restored
-      if chief:
-        checkpoint.truncate_records(os.path.join(workdir, "metrics.jsonl"), start_step)
+  if chief:  # from a checkpoint: what the run had then; from scratch: none of an earlier try's
+    checkpoint.truncate_records(os.path.join(workdir, "metrics.jsonl"), start_step)
 
   # Dataset tasks (tca_jax.tasks.data) feed numpy batches from the host, synthetic ones are
   # sampled on the device.

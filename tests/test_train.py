@@ -207,6 +207,16 @@ def test_resume_refuses_another_config(tmp_path):
 
 
 
+def test_rerun_without_checkpoints_starts_a_fresh_metrics_file(tmp_path):
+  # The same command twice in one workdir with checkpoints off trains twice from step 0; the
+  # records must be the second run's, not both runs' appended.
+  c = tiny_config()
+  train.train_and_evaluate(c, str(tmp_path))
+  first = _records(tmp_path)
+  train.train_and_evaluate(c, str(tmp_path))
+  assert _records(tmp_path) == first
+
+
 def test_resume_check_ignores_how_processes_are_launched(tmp_path):
   # Process 0 of a multi-host run writes config.json with process_id=0; process 1, slower to
   # start, then checks its own config (process_id=1) against it: the same run.
