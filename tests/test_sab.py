@@ -9,7 +9,7 @@ import pytest
 
 from tca_jax import cells, diagnostics, learners, tasks
 from tca_jax.cells.sab import SABLSTM
-from tca_jax.learners.sab import SAB, window_gradients
+from tca_jax.learners.sab import SAB, _chunk_bounds, window_gradients
 from tca_jax.model import Model
 from tca_jax.registry import ConfigError
 
@@ -83,6 +83,8 @@ def test_config_errors():
   SAB(k_trunc=4).validate(24, 4)
   with pytest.raises(ConfigError, match="learner.unroll"):
     SAB(unroll=0)
+  with pytest.raises(ConfigError, match="learner.forward_chunks"):
+    SAB(forward_chunks=0)
   with pytest.raises(ConfigError, match="model.cell"):
     SAB().init_state(Model(cells.get("lstm", hidden_size=H), 10), {}, B)
 
@@ -178,6 +180,33 @@ def test_without_mental_updates_no_credit_reaches_states_before_a_memory(x64):
   ref = _window_gradients(learner, model, params, learner.init_state(model, params, B), batch,
                          task.loss).dinputs
   np.testing.assert_allclose(with_mu, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_chunk_bounds():
+  assert _chunk_bounds(24, 4, 5) == [10, 20, 24]  # chunks of ceil(24/4) = 6 -> 10 steps
+  assert _chunk_bounds(24, 1, 5) == [24]
+  assert _chunk_bounds(24, 8, 3) == [3, 6, 9, 12, 15, 18, 21, 24]
+  assert _chunk_bounds(7, 4, 5) == [5, 7]
+
+
+@pytest.mark.parametrize("k_att,max_memories,dense", [
+    (2, 12, False),  # every state that writes fits
+    (3, 4, False),  # the buffer fills in the second chunk; later writes are dropped
+    (2, 12, True),  # dense attention (k_top = all)
+])
+def test_chunked_forward_equals_one_scan(x64, k_att, max_memories, dense):
+  """The staircase forward pass (slots that exist by each chunk's end) changes nothing."""
+  task, model, params, batch = _setup(k_top=0 if dense else 2, k_att=k_att,
+                                      max_memories=max_memories)
+  results = []
+  for chunks in (1, 3, 7):
+    learner = SAB(k_trunc=4, forward_chunks=chunks)
+    results.append(_window_gradients(learner, model, params,
+                                     learner.init_state(model, params, B), batch, task.loss))
+  one = results[0]
+  for other in results[1:]:
+    _close((other.loss, other.grads, other.outputs, other.dinputs, other.state.model_state),
+           (one.loss, one.grads, one.outputs, one.dinputs, one.state.model_state))
 
 
 @pytest.mark.parametrize("k_att,mental", [(2, True), (6, True)])

@@ -26,9 +26,10 @@ each step's k_top + 1 candidates (`lax.top_k`), and the reverse step differentia
 weights and summary recomputed on those gathered candidates only (the sparsifier's VJP applied to
 k_top + 1 entries) and scatter-adds their cotangents into `dmem` / `dkeys`: a reverse step costs
 O(k_top (H + A)) per sequence for the attention, plus the LSTM. Memory O(T H + M (H + A)) per
-sequence (2.6x less than TBPTT's stored activations at T=300, docs/PERFORMANCE.md), time about
-2x TBPTT at T=300 (the forward pass scores all M memories at every step, so the ratio grows with
-T); `backward="autodiff"` differentiates the forward scan with `jax.grad` instead (the reference
+sequence (2.6x less than TBPTT's stored activations at T=300, docs/PERFORMANCE.md), time 1.8x
+TBPTT at T=300 on the CPU (the forward pass scores every memory written so far at every step,
+so the ratio grows with T; from an empty memory it runs in `forward_chunks` scans that score
+only the slots that can exist yet); `backward="autodiff"` differentiates the forward scan with `jax.grad` instead (the reference
 in the tests; memory O(T M (H + A)): it stores the buffer at every step; offline only).
 
 Online SAB (`train.update_every = k_trunc`, beyond the original release). Each window is one
@@ -106,6 +107,9 @@ class SAB(Learner):
       "autodiff" (`jax.grad` through the memory buffer; whole-sequence windows only).
     unroll: `lax.scan` unroll factor of the forward and reverse scans; None: 1 on the CPU, 8 on
       a GPU or TPU (`scan_unroll`; on an H100 8 made the T=300 step 1.2x faster).
+    forward_chunks: the forward pass from an empty memory runs as this many scans, each scoring
+      only the memory slots that can exist by its end (1: one scan scoring every slot at every
+      step). Same result; more chunks cost compile time (one scan body each).
   """
 
   NAME: ClassVar[str] = "sab"
@@ -114,10 +118,15 @@ class SAB(Learner):
   mental_updates: bool = True
   backward: str = "replay"
   unroll: Optional[int] = None
+  forward_chunks: int = 4
 
   def __post_init__(self):
     check_choice(self.backward, "learner.backward", BACKWARDS)
     scan_unroll(self.unroll)  # validates
+    if (not isinstance(self.forward_chunks, int) or isinstance(self.forward_chunks, bool)
+        or self.forward_chunks < 1):
+      raise ConfigError(
+          f"learner.forward_chunks={self.forward_chunks!r} must be an integer >= 1")
     if not isinstance(self.mental_updates, bool):
       raise ConfigError(f"learner.mental_updates={self.mental_updates!r} must be True or False")
 
@@ -216,11 +225,7 @@ def _reverse(learner: SAB, model, params, entering, inputs, memory, keys, dmem, 
 
   def head(p, h_hat, mem_sel, keys_sel, valid, tgt, msk):
     """Sparse attention on the gathered k+1 candidates, readout and loss."""
-    q = h_hat @ p["core"]["attn"]["W2"]
-    a = jnp.tanh(keys_sel + q[:, None]) @ p["core"]["attn"]["w3"]  # [B, k+1]
-    w = sparse_attention.weights_of_top(jnp.where(valid, a, -jnp.inf), core.k_top,
-                                        core.sparsify)  # [B, k]
-    s = jnp.einsum("bj,bjh->bh", w, mem_sel[:, :core.k_top])
+    s = core.candidate_summary(p["core"]["attn"], h_hat, mem_sel, keys_sel, valid)
     h = h_hat + s
     if with_loss:
       out = model.readout(p, jnp.concatenate([h, s], -1))
@@ -329,14 +334,16 @@ def _store(learner: SAB, replay: Replay, start: SABState, final: SABState, input
                 put(replay.stored, jnp.asarray(True)))
 
 
-def window_gradients(learner: SAB, model, params, lstate: SABLearnerState, batch, loss_fn
-                     ) -> WindowResult:
-  """The SAB update of one window (see the module docstring)."""
-  core = SAB._core(model)  # pylint: disable=protected-access
-  if learner.backward == "autodiff":
-    return _autodiff(learner, model, params, lstate, batch, loss_fn)
-  start = lstate.model_state
-  cparams = params["core"]
+def _forward(learner: SAB, core: SABLSTM, cparams, start: SABState, inputs):
+  """The window's forward pass: `(final state, (entering, features [W, batch, 2H]))`.
+
+  `entering` is what `_reverse` recomputes each step from (see `_reverse`). A step scores every
+  slot of the buffer it is given, so from an empty memory (`start.count == 0`, every offline
+  window) the pass runs in `learner.forward_chunks` consecutive scans, each given only the slots
+  that can be written by its end (a chunk ending n steps into the window holds at most
+  ceil(n / k_att) memories): the scoring cost is a staircase under the triangle instead of the
+  full rectangle. A window that starts with memories (online SAB) runs one scan over the buffer.
+  """
 
   def fwd(state, x):
     h_hat, c = core.provisional(cparams, state.h, state.c, x)
@@ -347,8 +354,57 @@ def window_gradients(learner: SAB, model, params, lstate: SABLearnerState, batch
     entering = (state.h, state.c, state.t, state.count, sel)
     return SABState(h, c, memory, keys, count, state.t + 1), (entering, jnp.concatenate([h, s], -1))
 
-  final, (entering, features) = jax.lax.scan(fwd, start, batch.inputs,
-                                             unroll=scan_unroll(learner.unroll))
+  unroll = scan_unroll(learner.unroll)
+
+  def rectangle(start):
+    return jax.lax.scan(fwd, start, inputs, unroll=unroll)
+
+  bounds = _chunk_bounds(inputs.shape[0], learner.forward_chunks, core.k_att)
+  if len(bounds) < 2:
+    return rectangle(start)
+
+  def staircase(start):
+    # Every chunk writes its steps' outputs in place into whole-window buffers (concatenating
+    # per-chunk outputs would hold both copies at once).
+    shapes = jax.eval_shape(lambda s, x: fwd(s, x)[1], start, inputs[0])
+    outs = jax.tree.map(lambda o: jnp.zeros((inputs.shape[0],) + o.shape, o.dtype), shapes)
+
+    def body(carry, i):
+      state, outs = carry
+      state, out = fwd(state, inputs[i])
+      outs = jax.tree.map(lambda b, o: jax.lax.dynamic_update_index_in_dim(b, o, i, 0), outs, out)
+      return (state, outs), None
+
+    state, begin = start, 0
+    for end in bounds:
+      slots = min(core.max_memories, -(-end // core.k_att))
+      sub = state._replace(memory=state.memory[:slots], keys=state.keys[:slots])
+      (sub, outs), _ = jax.lax.scan(body, (sub, outs), jnp.arange(begin, end), unroll=unroll)
+      state = sub._replace(memory=state.memory.at[:slots].set(sub.memory),
+                           keys=state.keys.at[:slots].set(sub.keys))
+      begin = end
+    return state, outs
+
+  # From a fresh initial state the predicate is a constant and XLA keeps one branch.
+  return jax.lax.cond(start.count == 0, staircase, rectangle, start)
+
+
+def _chunk_bounds(length: int, chunks: int, k_att: int):
+  """Ends of up to `chunks` consecutive stretches of a window, at multiples of k_att."""
+  size = -(-length // chunks)
+  size = -(-size // k_att) * k_att
+  ends = list(range(size, length, size)) + [length]
+  return ends
+
+
+def window_gradients(learner: SAB, model, params, lstate: SABLearnerState, batch, loss_fn
+                     ) -> WindowResult:
+  """The SAB update of one window (see the module docstring)."""
+  core = SAB._core(model)  # pylint: disable=protected-access
+  if learner.backward == "autodiff":
+    return _autodiff(learner, model, params, lstate, batch, loss_fn)
+  start = lstate.model_state
+  final, (entering, features) = _forward(learner, core, params["core"], start, batch.inputs)
   outputs = model.readout(params, features)
   loss = window_loss(loss_fn, outputs, batch)
   grads, dmem, dkeys, dinputs = _reverse(
