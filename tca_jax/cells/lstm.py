@@ -64,8 +64,19 @@ class LSTM:
 
   def step(self, params, state: LSTMState, x):
     """One transition. Args: state `LSTMState([batch, H], [batch, H])`, x `[batch, in]`."""
-    gates = x @ params["W_x"] + state.h @ params["W_h"] + params["b"]
+    new = self.from_gates(self.gates(params, state.h, x), state.c)
+    return new, new.h
+
+  # The two halves of a step, for hand-written backward passes (the `sab` learner's).
+
+  @staticmethod
+  def gates(params, h, x):
+    """Gate pre-activations `[batch, 4H]` = x W_x + h W_h + b."""
+    return x @ params["W_x"] + h @ params["W_h"] + params["b"]
+
+  @staticmethod
+  def from_gates(gates, c) -> LSTMState:
+    """The state from the pre-activations `[batch, 4H]` and the previous cell state `[batch, H]`."""
     i, f, g, o = jnp.split(gates, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * state.c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    h = jax.nn.sigmoid(o) * jnp.tanh(c)
-    return LSTMState(h, c), h
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    return LSTMState(jax.nn.sigmoid(o) * jnp.tanh(c), c)
