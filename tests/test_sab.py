@@ -85,6 +85,8 @@ def test_config_errors():
     SAB(unroll=0)
   with pytest.raises(ConfigError, match="learner.forward_chunks"):
     SAB(forward_chunks=0)
+  with pytest.raises(ConfigError, match="learner.store_gates"):
+    SAB(store_gates="yes")
   with pytest.raises(ConfigError, match="model.cell"):
     SAB().init_state(Model(cells.get("lstm", hidden_size=H), 10), {}, B)
 
@@ -145,11 +147,12 @@ def test_untruncated_sab_equals_bptt(x64, core_options):
   _close(update, _bptt_gradient(model, task, params, batch))
 
 
-@pytest.mark.parametrize("mental,unroll", [(True, 1), (False, 1), (True, 3)])
-def test_replay_backward_equals_autodiff_of_truncated_graph(x64, mental, unroll):
+@pytest.mark.parametrize("mental,unroll,store_gates", [
+    (True, 1, True), (False, 1, True), (True, 3, True), (True, 1, False)])
+def test_replay_backward_equals_autodiff_of_truncated_graph(x64, mental, unroll, store_gates):
   task, model, params, batch = _setup(k_top=2, k_att=2, max_memories=12)
-  a = _sab_update(SAB(k_trunc=3, mental_updates=mental, unroll=unroll), model, task, params,
-                  batch)
+  a = _sab_update(SAB(k_trunc=3, mental_updates=mental, unroll=unroll, store_gates=store_gates),
+                  model, task, params, batch)
   b = _sab_update(SAB(k_trunc=3, mental_updates=mental, backward="autodiff"), model, task,
                   params, batch)
   _close(a, b)
@@ -209,10 +212,11 @@ def test_chunked_forward_equals_one_scan(x64, k_att, max_memories, dense):
            (one.loss, one.grads, one.outputs, one.dinputs, one.state.model_state))
 
 
-@pytest.mark.parametrize("k_att,mental", [(2, True), (6, True)])
-def test_online_replay_equals_offline_gradient(x64, k_att, mental):
+@pytest.mark.parametrize("k_att,mental,store_gates", [(2, True, True), (6, True, True),
+                                                      (2, True, False)])
+def test_online_replay_equals_offline_gradient(x64, k_att, mental, store_gates):
   task, model, params, batch = _setup(k_top=2, k_att=k_att, max_memories=12)
-  learner = SAB(k_trunc=4, mental_updates=mental)
+  learner = SAB(k_trunc=4, mental_updates=mental, store_gates=store_gates)
   offline = _sab_update(learner, model, task, params, batch, update_every=0)
   online = _sab_update(learner, model, task, params, batch, update_every=4)
   _close(online, offline)

@@ -16,21 +16,24 @@ W1 still learns through the cached key W1 m_i). A dense core (`model.k_top=0`) t
 Table 4's "k_top = all" ablation: full self-attention trained with truncation. With `k_trunc >= T`,
 the update is the exact BPTT gradient of the model.
 
-Implementation (`backward="replay"`, the default). A forward `lax.scan` keeps only the state
-entering each step (`[T, batch, H]` twice) and the final memory buffer; a reverse `lax.scan`
-recomputes each step from its entering state and the final buffer (slots are written once and a
-step reads only slots written before it), takes its VJP, and carries the memory cotangents
+Implementation (`backward="replay"`, the default). A forward `lax.scan` keeps the state entering
+each step (`[T, batch, H]` twice), the LSTM's gate pre-activations (`[T, batch, 4H]`, unless
+`store_gates=False`) and the final memory buffer; a reverse `lax.scan` recomputes each step's
+attention from its entering state and the final buffer (slots are written once and a step reads
+only slots written before it), takes its VJP, and carries the memory cotangents
 `dmem [M, batch, H]`, `dkeys [M, batch, A]`. At the step that wrote slot j, `dmem[j] + dkeys[j]
 W1^T` joins the cotangent of h_t: the mental update. For a sparse core the forward pass records
 each step's k_top + 1 candidates (`lax.top_k`), and the reverse step differentiates the raw
 weights and summary recomputed on those gathered candidates only (the sparsifier's VJP applied to
 k_top + 1 entries) and scatter-adds their cotangents into `dmem` / `dkeys`: a reverse step costs
 O(k_top (H + A)) per sequence for the attention, plus the LSTM. Memory O(T H + M (H + A)) per
-sequence (2.6x less than TBPTT's stored activations at T=300, docs/PERFORMANCE.md), time 1.8x
-TBPTT at T=300 on the CPU (the forward pass scores every memory written so far at every step,
-so the ratio grows with T; from an empty memory it runs in `forward_chunks` scans that score
-only the slots that can exist yet); `backward="autodiff"` differentiates the forward scan with `jax.grad` instead (the reference
-in the tests; memory O(T M (H + A)): it stores the buffer at every step; offline only).
+sequence with `store_gates=False` (2.6x less than TBPTT's stored activations at T=300), O(6 T H +
+M (H + A)) with it (1.6x less; docs/PERFORMANCE.md). Time about 1.8x TBPTT at T=300 on the CPU:
+the forward pass scores every memory written so far at every step, so the ratio grows with T;
+from an empty memory it runs in `forward_chunks` scans, each scoring only the slots that can
+exist by its end. `backward="autodiff"` differentiates the forward scan with `jax.grad` instead
+(the reference in the tests; memory O(T M (H + A)): it stores the buffer at every step; offline
+only).
 
 Online SAB (`train.update_every = k_trunc`, beyond the original release). Each window is one
 truncation block, and the optimizer steps after it while the memories live on in the learner
@@ -111,6 +114,9 @@ class SAB(Learner):
     forward_chunks: the forward pass from an empty memory runs as this many scans, each scoring
       only the memory slots that can exist by its end (1: one scan scoring every slot at every
       step). Same result; more chunks cost compile time (one scan body each).
+    store_gates: keep each step's LSTM gate pre-activations (`[T, batch, 4H]`) from the forward
+      pass for the reverse scan instead of recomputing them (sparse cores): 10% faster at T=300
+      on the CPU for 4H floats per step and sequence more memory (False: the smallest memory).
   """
 
   NAME: ClassVar[str] = "sab"
@@ -120,6 +126,7 @@ class SAB(Learner):
   backward: str = "replay"
   unroll: Optional[int] = None
   forward_chunks: int = 4
+  store_gates: bool = True
 
   def __post_init__(self):
     check_choice(self.backward, "learner.backward", BACKWARDS)
@@ -128,8 +135,9 @@ class SAB(Learner):
         or self.forward_chunks < 1):
       raise ConfigError(
           f"learner.forward_chunks={self.forward_chunks!r} must be an integer >= 1")
-    if not isinstance(self.mental_updates, bool):
-      raise ConfigError(f"learner.mental_updates={self.mental_updates!r} must be True or False")
+    for field in ("mental_updates", "store_gates"):
+      if not isinstance(getattr(self, field), bool):
+        raise ConfigError(f"learner.{field}={getattr(self, field)!r} must be True or False")
 
   def validate(self, sequence_length, update_every):
     check_window_option(self.k_trunc, "learner.k_trunc", sequence_length)
@@ -179,20 +187,32 @@ def _summary(core: SABLSTM, cparams, h_hat, memory, keys, count, sel):
   return core.gathered_summary(cparams, h_hat, memory, keys, *sel)
 
 
-def _light_forward(core: SABLSTM, cparams, state: SABState, inputs, memory, keys):
+def _provisional(learner: SAB, core: SABLSTM, cparams, h, c, x):
+  """`(h^_t, c_t, gates)`: the LSTM transition and, if `learner.store_gates` (sparse cores),
+  its gate pre-activations `[batch, 4H]` for the reverse step (else `()`: it recomputes them)."""
+  if learner.store_gates and not core.dense:
+    gates = core.lstm.gates(cparams["lstm"], h, x)
+    h_hat, c = core.lstm.from_gates(gates, c)
+    return h_hat, c, gates
+  h_hat, c = core.provisional(cparams, h, c, x)
+  return h_hat, c, ()
+
+
+def _light_forward(learner: SAB, core: SABLSTM, cparams, state: SABState, inputs, memory, keys):
   """Recomputes states over `inputs` reading the given (final) buffer; writes only count them.
 
-  Returns per step the state entering it and the step's selection: `(h [W,B,H], c [W,B,H],
-  t [W], count [W], (idx, valid) [W,B,k+1])`.
+  Returns per step what `_reverse` needs: the state entering it, the step's selection and its
+  stored gates: `(h [W,B,H], c [W,B,H], t [W], count [W], (idx, valid) [W,B,k+1],
+  gates [W,B,4H] or ())`.
   """
 
   def body(carry, x):
     h, c, t, count = carry
-    h_hat, c_new = core.provisional(cparams, h, c, x)
+    h_hat, c_new, gates = _provisional(learner, core, cparams, h, c, x)
     sel = _select(core, cparams, h_hat, keys, count)
     s = _summary(core, cparams, h_hat, memory, keys, count, sel)
     count_new = count + core.writes(t, count).astype(count.dtype)
-    return (h_hat + s, c_new, t + 1, count_new), (h, c, t, count, sel)
+    return (h_hat + s, c_new, t + 1, count_new), (h, c, t, count, sel, gates)
 
   return jax.lax.scan(body, (state.h, state.c, state.t, state.count), inputs)[1]
 
@@ -202,8 +222,9 @@ def _reverse(learner: SAB, model, params, entering, inputs, memory, keys, dmem, 
   """Reverse scan over a stretch of steps; returns `(grads, dmem, dkeys, dinputs)`.
 
   Args:
-    entering: `(h, c, t, count, selection)` per step: the state entering it and, for a sparse
-      core, the forward pass's `(idx, valid)` candidates (`()` for a dense core).
+    entering: `(h, c, t, count, selection, gates)` per step: the state entering it and, for a
+      sparse core, the forward pass's `(idx, valid)` candidates (`()` for a dense core) and the
+      LSTM's gate pre-activations if the forward pass stored them (else `()`).
     memory, keys: the buffer after the stretch (every slot a step reads is final).
     dmem, dkeys: memory cotangents so far (from later steps); injected at the writes.
     targets, mask, loss_fn: the stretch's losses (None for a replay, which carries none).
@@ -243,10 +264,11 @@ def _reverse(learner: SAB, model, params, entering, inputs, memory, keys, dmem, 
   transposed = jax.lax.optimization_barrier(
       {"W_h": lstm_params["W_h"].T, "W_x": lstm_params["W_x"].T, "W1": w1.T})
 
-  def sparse_step(dh, dc, dmem, dkeys, h_prev, c_prev, t, count, sel, x, tgt, msk):
+  def sparse_step(dh, dc, dmem, dkeys, h_prev, c_prev, t, count, sel, gates, x, tgt, msk):
     # Only the k+1 candidates enter the VJP: the memory cotangents are scatter-adds of
     # [batch, k+1, .] rows, O(k (H + A)) per sequence instead of O(M (H + A)).
-    gates = lstm.gates(lstm_params, h_prev, x)
+    if not learner.store_gates:
+      gates = lstm.gates(lstm_params, h_prev, x)
     (h_hat, _), vjp_gates = jax.vjp(lstm.from_gates, gates, c_prev)
     idx, valid = sel  # the forward pass's selection: no second pass over all M raw weights
     (_, loss), vjp_head = jax.vjp(
@@ -259,7 +281,7 @@ def _reverse(learner: SAB, model, params, entering, inputs, memory, keys, dmem, 
     g_h, g_x = g_gates @ transposed["W_h"], g_gates @ transposed["W_x"]
     return g_p, g_h, g_c, dmem.at[idx, rows].add(g_ms), dkeys.at[idx, rows].add(g_ks), g_x
 
-  def dense_step(dh, dc, dmem, dkeys, h_prev, c_prev, t, count, sel, x, tgt, msk):
+  def dense_step(dh, dc, dmem, dkeys, h_prev, c_prev, t, count, sel, gates, x, tgt, msk):
     (_, _, loss), vjp = jax.vjp(
         lambda p, hp, cp, m, k, xx: local(p, hp, cp, m, k, xx, t, count, tgt, msk),
         params, h_prev, c_prev, memory, keys, x)
@@ -268,7 +290,7 @@ def _reverse(learner: SAB, model, params, entering, inputs, memory, keys, dmem, 
 
   def body(carry, xs):
     dh, dc, dmem, dkeys, grads = carry
-    h_prev, c_prev, t, count, sel, x, tgt, msk = xs
+    h_prev, c_prev, t, count, sel, gates, x, tgt, msk = xs
     if learner.mental_updates:
       slot = jnp.minimum(count, core.max_memories - 1).astype(jnp.int32)
       row_m, row_k = dmem[slot], dkeys[slot]  # outside the cond: it would copy the buffers
@@ -276,20 +298,20 @@ def _reverse(learner: SAB, model, params, entering, inputs, memory, keys, dmem, 
                           lambda: dh)
     step = dense_step if core.dense else sparse_step
     g_p, g_h, g_c, dmem, dkeys, g_x = step(dh, dc, dmem, dkeys, h_prev, c_prev, t, count, sel,
-                                           x, tgt, msk)
+                                           gates, x, tgt, msk)
     cut = jnp.mod(t, learner.k_trunc) == 0
     g_h = jnp.where(cut, 0.0, g_h)
     g_c = jnp.where(cut, 0.0, g_c)
     grads = jax.tree.map(jnp.add, grads, g_p)
     return (g_h, g_c, dmem, dkeys, grads), g_x
 
-  h, c, t, count, sel = entering
+  h, c, t, count, sel, gates = entering
   if not with_loss:
     targets = mask = jnp.zeros(inputs.shape[:2], inputs.dtype)
   zeros = jax.tree.map(jnp.zeros_like, params)
   carry = (jnp.zeros_like(h[0]), jnp.zeros_like(c[0]), dmem, dkeys, zeros)
   (_, _, dmem, dkeys, grads), dinputs = jax.lax.scan(
-      body, carry, (h, c, t, count, sel, inputs, targets, mask), reverse=True,
+      body, carry, (h, c, t, count, sel, gates, inputs, targets, mask), reverse=True,
       unroll=scan_unroll(learner.unroll))
   return grads, dmem, dkeys, dinputs
 
@@ -313,7 +335,8 @@ def _replays(learner: SAB, model, params, replay: Replay, count_start, memory, k
     def run(args):
       grads, dmem, dkeys, flags = args
       state = SABState(replay.h0[j], replay.c0[j], memory, keys, replay.count0[j], replay.t0[j])
-      entering = _light_forward(core, params["core"], state, replay.inputs[j], memory, keys)
+      entering = _light_forward(learner, core, params["core"], state, replay.inputs[j], memory,
+                                keys)
       g, new_dmem, new_dkeys, _ = _reverse(learner, model, params, entering, replay.inputs[j],
                                            memory, keys, dmem, dkeys)
       # Credit to this block's own slots has been consumed; only older slots can gain some.
@@ -356,12 +379,12 @@ def _forward(learner: SAB, core: SABLSTM, cparams, start: SABState, inputs):
   """
 
   def fwd(state, x):
-    h_hat, c = core.provisional(cparams, state.h, state.c, x)
+    h_hat, c, gates = _provisional(learner, core, cparams, state.h, state.c, x)
     sel = _select(core, cparams, h_hat, state.keys, state.count)
     s = _summary(core, cparams, h_hat, state.memory, state.keys, state.count, sel)
     h = h_hat + s
     memory, keys, count = core.write(cparams, state.memory, state.keys, state.count, state.t, h)
-    entering = (state.h, state.c, state.t, state.count, sel)
+    entering = (state.h, state.c, state.t, state.count, sel, gates)
     return SABState(h, c, memory, keys, count, state.t + 1), (entering, jnp.concatenate([h, s], -1))
 
   unroll = scan_unroll(learner.unroll)
