@@ -121,12 +121,13 @@ def measure(row: str, length: int, hidden: int = 128, batch: int = 32, repeats: 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--quick", action="store_true", help="T in 100, 300 and 5 repeats")
+  parser.add_argument("--quick", action="store_true",
+                      help="T in 100, 300 and 5 repeats unless --repeats says otherwise")
   parser.add_argument("--lengths", default=None, help="comma-separated T (default 100..1000)")
   parser.add_argument("--rows", default=",".join(ROWS))
   parser.add_argument("--batch", type=int, default=32)
   parser.add_argument("--hidden", type=int, default=128)
-  parser.add_argument("--repeats", type=int, default=10)
+  parser.add_argument("--repeats", type=int, default=None, help="timed steps per row (default 10)")
   parser.add_argument("--online_max_t", type=int, default=300,
                       help="time sab_online only up to this T (its replays cost O(T^2))")
   parser.add_argument("--out", default="/tmp/sab_bench.json")
@@ -134,7 +135,7 @@ def main():
   lengths = [100, 300] if a.quick else [100, 200, 300, 500, 1000]
   if a.lengths:
     lengths = [int(x) for x in a.lengths.split(",")]
-  repeats = 5 if a.quick else a.repeats
+  repeats = a.repeats or (5 if a.quick else 10)
   results = []
   print(f"device {jax.devices()[0].platform}, batch {a.batch}, hidden {a.hidden}, "
         f"k_trunc = k_top = k_att = {K}")
