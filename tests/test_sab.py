@@ -9,6 +9,7 @@ import pytest
 
 from tca_jax import cells, diagnostics, learners, tasks
 from tca_jax.cells.sab import SABLSTM
+from tca_jax.learners import sab as sab_learner
 from tca_jax.learners.sab import SAB, _chunk_bounds, window_gradients
 from tca_jax.model import Model
 from tca_jax.registry import ConfigError
@@ -83,8 +84,12 @@ def test_config_errors():
   SAB(k_trunc=4).validate(24, 4)
   with pytest.raises(ConfigError, match="learner.unroll"):
     SAB(unroll=0)
-  with pytest.raises(ConfigError, match="learner.forward_chunks"):
-    SAB(forward_chunks=0)
+  for bad in (0, True, 2.0):
+    with pytest.raises(ConfigError, match="learner.forward_chunks"):
+      SAB(forward_chunks=bad)
+  # Unset picks per backend (the tests run on the CPU: the staircase of 4).
+  assert sab_learner.forward_chunks_for(None) == (4 if jax.default_backend() == "cpu" else 1)
+  assert sab_learner.forward_chunks_for(3) == 3
   with pytest.raises(ConfigError, match="learner.store_gates"):
     SAB(store_gates="yes")
   with pytest.raises(ConfigError, match="model.cell"):

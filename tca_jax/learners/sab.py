@@ -113,7 +113,10 @@ class SAB(Learner):
       a GPU or TPU (`scan_unroll`; on an H100 8 made the T=300 step 1.2x faster).
     forward_chunks: the forward pass from an empty memory runs as this many scans, each scoring
       only the memory slots that can exist by its end (1: one scan scoring every slot at every
-      step). Same result; more chunks cost compile time (one scan body each).
+      step). Same result; more chunks cost compile time (one scan body each). None: 4 on the
+      CPU (the T=300 forward pass 90 -> 76 ms), 1 on a GPU or TPU, where scoring all slots is
+      no dearer than scoring a few and 4 scans were 7% slower than one on an H100
+      (`forward_chunks_for`).
     store_gates: keep each step's LSTM gate pre-activations (`[T, batch, 4H]`) from the forward
       pass for the reverse scan instead of recomputing them (sparse cores): 3-10% faster at
       T=300 on the CPU for 4H floats per step and sequence more memory (2.2x the temporaries at
@@ -126,16 +129,13 @@ class SAB(Learner):
   mental_updates: bool = True
   backward: str = "replay"
   unroll: Optional[int] = None
-  forward_chunks: int = 4
+  forward_chunks: Optional[int] = None
   store_gates: bool = True
 
   def __post_init__(self):
     check_choice(self.backward, "learner.backward", BACKWARDS)
     scan_unroll(self.unroll)  # validates
-    if (not isinstance(self.forward_chunks, int) or isinstance(self.forward_chunks, bool)
-        or self.forward_chunks < 1):
-      raise ConfigError(
-          f"learner.forward_chunks={self.forward_chunks!r} must be an integer >= 1")
+    forward_chunks_for(self.forward_chunks)  # validates
     for field in ("mental_updates", "store_gates"):
       if not isinstance(getattr(self, field), bool):
         raise ConfigError(f"learner.{field}={getattr(self, field)!r} must be True or False")
@@ -295,8 +295,10 @@ def _reverse(learner: SAB, model, params, entering, inputs, memory, keys, dmem, 
     if learner.mental_updates:
       slot = jnp.minimum(count, core.max_memories - 1).astype(jnp.int32)
       row_m, row_k = dmem[slot], dkeys[slot]  # outside the cond: it would copy the buffers
-      dh = jax.lax.cond(core.writes(t, count), lambda: dh + row_m + row_k @ transposed["W1"],
-                          lambda: dh)
+      # A select, not a `lax.cond`: on a GPU a conditional inside the scan costs kernels of its
+      # own at every step (with the one in `SABLSTM.write`, 27% of the T=300 step on an H100);
+      # on the CPU both ran as fast.
+      dh = jnp.where(core.writes(t, count), dh + row_m + row_k @ transposed["W1"], dh)
     step = dense_step if core.dense else sparse_step
     g_p, g_h, g_c, dmem, dkeys, g_x = step(dh, dc, dmem, dkeys, h_prev, c_prev, t, count, sel,
                                            gates, x, tgt, msk)
@@ -368,6 +370,18 @@ def _store(learner: SAB, replay: Replay, start: SABState, final: SABState, input
                 put(replay.stored, jnp.asarray(True)))
 
 
+def forward_chunks_for(chunks: Optional[int]) -> int:
+  """The number of forward chunks for `learner.forward_chunks`; None picks one per backend.
+
+  Decided at trace time from the default backend, like `scan_unroll`.
+  """
+  if chunks is not None:
+    if not isinstance(chunks, int) or isinstance(chunks, bool) or chunks < 1:
+      raise ConfigError(f"learner.forward_chunks={chunks!r} must be an integer >= 1 (or unset)")
+    return chunks
+  return 4 if jax.default_backend() == "cpu" else 1
+
+
 def _forward(learner: SAB, core: SABLSTM, cparams, start: SABState, inputs):
   """The window's forward pass: `(final state, (entering, features [W, batch, 2H]))`.
 
@@ -393,7 +407,7 @@ def _forward(learner: SAB, core: SABLSTM, cparams, start: SABState, inputs):
   def rectangle(start):
     return jax.lax.scan(fwd, start, inputs, unroll=unroll)
 
-  bounds = _chunk_bounds(inputs.shape[0], learner.forward_chunks, core.k_att)
+  bounds = _chunk_bounds(inputs.shape[0], forward_chunks_for(learner.forward_chunks), core.k_att)
   if len(bounds) < 2:
     return rectangle(start)
 
