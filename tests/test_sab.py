@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from tca_jax import cells, diagnostics, learners, tasks
-from tca_jax.cells.sab import SABLSTM
+from tca_jax.cells.sab import SABLSTM, only_where
 from tca_jax.learners import sab as sab_learner
 from tca_jax.learners.sab import SAB, _chunk_bounds, window_gradients
+from tca_jax.learners.base import scan_unroll
 from tca_jax.model import Model
 from tca_jax.registry import ConfigError
 
@@ -215,6 +216,27 @@ def test_chunked_forward_equals_one_scan(x64, k_att, max_memories, dense):
   for other in results[1:]:
     _close((other.loss, other.grads, other.outputs, other.dinputs, other.state.model_state),
            (one.loss, one.grads, one.outputs, one.dinputs, one.state.model_state))
+
+
+def test_accelerator_code_path_equals_cpu_path(x64, monkeypatch):
+  """On a GPU/TPU the step takes selects, one forward chunk and unroll 8: the same gradients."""
+  task, model, params, batch = _setup(k_top=2, k_att=2, max_memories=12)
+  learner = SAB(k_trunc=4)
+
+  def run():
+    where = str(jax.make_jaxpr(lambda p, x, y: only_where(p, lambda: 2.0 * x, y))(True, 1.0, 0.0))
+    return where, [_sab_update(learner, model, task, params, batch, u) for u in (0, 4)]
+
+  cpu_where, cpu = run()
+  jax.clear_caches()  # the traces depend on the backend, which no cache key holds
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  try:
+    assert sab_learner.forward_chunks_for(None) == 1 and scan_unroll(None) == 8
+    accel_where, accel = run()
+  finally:
+    jax.clear_caches()
+  assert "cond[" in cpu_where and "cond[" not in accel_where and "select_n" in accel_where
+  _close(accel, cpu)
 
 
 @pytest.mark.parametrize("k_att,mental,store_gates", [(2, True, True), (6, True, True),

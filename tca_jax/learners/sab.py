@@ -61,7 +61,7 @@ import jax
 import jax.numpy as jnp
 
 from tca_jax.cells.lstm import LSTMState
-from tca_jax.cells.sab import SABLSTM, SABState
+from tca_jax.cells.sab import SABLSTM, SABState, only_where
 from tca_jax.ops import sparse_attention
 from tca_jax.learners.base import Aux, Learner, check_window_option, scan_unroll, window_loss
 from tca_jax.registry import ConfigError, check_choice
@@ -295,10 +295,7 @@ def _reverse(learner: SAB, model, params, entering, inputs, memory, keys, dmem, 
     if learner.mental_updates:
       slot = jnp.minimum(count, core.max_memories - 1).astype(jnp.int32)
       row_m, row_k = dmem[slot], dkeys[slot]  # outside the cond: it would copy the buffers
-      # A select, not a `lax.cond`: on a GPU a conditional inside the scan costs kernels of its
-      # own at every step (with the one in `SABLSTM.write`, 27% of the T=300 step on an H100);
-      # on the CPU both ran as fast.
-      dh = jnp.where(core.writes(t, count), dh + row_m + row_k @ transposed["W1"], dh)
+      dh = only_where(core.writes(t, count), lambda: dh + row_m + row_k @ transposed["W1"], dh)
     step = dense_step if core.dense else sparse_step
     g_p, g_h, g_c, dmem, dkeys, g_x = step(dh, dc, dmem, dkeys, h_prev, c_prev, t, count, sel,
                                            gates, x, tgt, msk)
