@@ -38,20 +38,24 @@ K = 5
 ROWS = ("tbptt5", "sab", "sab_online", "bptt")
 
 
-def make_step(row: str, length: int, hidden: int = 128, batch: int = 32):
-  """`(step_fn, args)`: a jittable training step of `row` on copy(T=length) and its inputs."""
+def make_step(row: str, length: int, hidden: int = 128, batch: int = 32, unroll=None):
+  """`(step_fn, args)`: a jittable training step of `row` on copy(T=length) and its inputs.
+
+  `unroll`: the learner's `lax.scan` unroll (None: the backend's default, `scan_unroll`).
+  """
   task = tasks.get("copy", length=length)
   steps = task.sequence_length
   update_every = 0
   if row.startswith("sab"):
     core = cells.get("sab_lstm", hidden_size=hidden, k_top=K, k_att=K,
                      max_memories=math.ceil(steps / K))
-    learner = learners.get("sab", k_trunc=K)
+    learner = learners.get("sab", k_trunc=K, unroll=unroll)
     update_every = K if row == "sab_online" else 0
   elif row == "tbptt5":
-    core, learner = cells.get("lstm", hidden_size=hidden), learners.get("tbptt", truncation=K)
+    core = cells.get("lstm", hidden_size=hidden)
+    learner = learners.get("tbptt", truncation=K, unroll=unroll)
   elif row == "bptt":
-    core, learner = cells.get("lstm", hidden_size=hidden), learners.get("bptt")
+    core, learner = cells.get("lstm", hidden_size=hidden), learners.get("bptt", unroll=unroll)
   else:
     raise ValueError(f"row {row!r}; allowed: {', '.join(ROWS)}")
   model = Model(core, task.output_size)
@@ -79,9 +83,9 @@ def make_step(row: str, length: int, hidden: int = 128, batch: int = 32):
   return step, (params, lparams, opt_state, data, jax.random.PRNGKey(3))
 
 
-def compile_row(row: str, length: int, hidden: int = 128, batch: int = 32):
+def compile_row(row: str, length: int, hidden: int = 128, batch: int = 32, unroll=None):
   """`(compiled_step, args, memory_mb, compile_s)` for one row at one length."""
-  step, args = make_step(row, length, hidden, batch)
+  step, args = make_step(row, length, hidden, batch, unroll)
   t0 = time.perf_counter()
   compiled = jax.jit(step).lower(*args).compile()
   compile_s = time.perf_counter() - t0

@@ -104,3 +104,51 @@ def test_torch_references_run_a_training_step():
   module = torch_ref.SABLoop(8, k_top=2, k_att=3, k_trunc=4)
   inputs, _ = torch_ref._copy_batch(12, 2, 0)  # pylint: disable=protected-access
   assert module(inputs).shape == (32, 2, 10)
+
+
+def _event(name, ts, dur, tid=1, pid=1):
+  return {"ph": "X", "name": name, "ts": ts, "dur": dur, "pid": pid, "tid": tid}
+
+
+def test_trace_counts_leaf_events_once():
+  """A loop event around its body's ops is left out; markers and other threads are ignored."""
+  from benchmarks import trace  # pylint: disable=g-import-not-at-top
+  meta = [{"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/host:CPU"}},
+          {"ph": "M", "name": "process_name", "pid": 2, "args": {"name": "/device:GPU:0"}},
+          {"ph": "M", "name": "thread_name", "pid": 1, "tid": 1, "args": {"name": "tf_XLAEigen/7"}},
+          {"ph": "M", "name": "thread_name", "pid": 1, "tid": 2, "args": {"name": "python"}},
+          {"ph": "M", "name": "thread_name", "pid": 2, "tid": 3, "args": {"name": "Stream #14"}}]
+  events = [_event("while.1", 0, 100),       # container of the two fusions below
+            _event("fusion.1", 10, 30), _event("end: fusion.1", 39, 0),
+            _event("fusion.2", 50, 20),
+            _event("dot.3", 120, 5),         # after the loop, on the same thread
+            _event("$api.py block", 0, 200, tid=2),  # Python thread: not an XLA op
+            _event("ThunkExecutor::Execute", 0, 130),
+            _event("kernel_a", 0, 2, pid=2, tid=3), _event("kernel_a", 5, 4, pid=2, tid=3)]
+  trace_json = {"traceEvents": meta + events}
+  cpu = trace.leaf_events(trace_json, "cpu")
+  assert sorted(e["name"] for e in cpu) == ["dot.3", "fusion.1", "fusion.2"]
+  gpu = trace.leaf_events(trace_json, "gpu")
+  assert [e["name"] for e in gpu] == ["kernel_a", "kernel_a"]
+  summary = trace.summarize(cpu, steps=2, time_steps=5)
+  assert summary["ms_per_step"] == pytest.approx((30 + 20 + 5) / 1e3 / 2)
+  assert summary["events_per_step"] == 1.5 and summary["events_per_time_step"] == 0.3
+  assert summary["rows"][0] == {"name": "fusion.1", "ms_per_step": 0.015,
+                                "count_per_step": 0.5, "us_each": 30.0}
+  gpu_summary = trace.summarize(gpu, steps=1, time_steps=2)
+  assert gpu_summary["rows"] == [{"name": "kernel_a", "ms_per_step": 0.006,
+                                  "count_per_step": 2, "us_each": 3.0}]
+
+
+def test_trace_of_a_real_step_sees_the_recurrent_ops(tmp_path):
+  """On this CPU: a TBPTT step at T=2 (22 steps) runs its recurrent ops once per time step."""
+  from benchmarks import trace  # pylint: disable=g-import-not-at-top
+  out = tmp_path / "trace.json"
+  trace.main(["--rows=tbptt5", "--T=2", "--hidden=8", "--batch=2", "--steps=2",
+              f"--out={out}"])
+  result = json.loads(out.read_text())["results"]["tbptt5"]
+  assert result["events_per_step"] > 0 and result["ms_per_step"] > 0
+  counts = [r["count_per_step"] for r in result["rows"]]
+  # Ops inside the scans run once per step of the 22-step sequence (forward and backward scans).
+  assert any(c % 22 == 0 for c in counts)
+  assert result["events_per_time_step"] >= 2
