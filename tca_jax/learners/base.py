@@ -99,11 +99,20 @@ def scan_unroll(unroll: Optional[int]) -> int:
   (docs/PERFORMANCE.md). Decided at trace time from the default backend, never inside the
   computation.
   """
-  if unroll is not None:
-    if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
-      raise ConfigError(f"learner.unroll={unroll!r} must be an integer >= 1 (or unset)")
-    return unroll
-  return 1 if jax.default_backend() == "cpu" else 8
+  return per_backend(unroll, "learner.unroll", cpu=1, accelerator=8)
+
+
+def per_backend(value: Optional[int], field: str, cpu: int, accelerator: int) -> int:
+  """A positive-int option whose unset value (None) depends on the backend.
+
+  Returns `value` if set (an integer >= 1, else a `ConfigError` naming `field`), otherwise `cpu`
+  on the CPU and `accelerator` on a GPU or TPU. Decided at trace time from the default backend.
+  """
+  if value is not None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise ConfigError(f"{field}={value!r} must be an integer >= 1 (or unset)")
+    return value
+  return cpu if jax.default_backend() == "cpu" else accelerator
 
 
 def check_window_option(value, field: str, sequence_length: int):

@@ -31,7 +31,7 @@ sequence with `store_gates=False` (2.6x less than TBPTT's stored activations at 
 M (H + A)) with it (1.6x less; docs/PERFORMANCE.md). Time about 1.8x TBPTT at T=300 on the CPU:
 the forward pass scores every memory written so far at every step, so the ratio grows with T;
 from an empty memory it runs in `forward_chunks` scans, each scoring only the slots that can
-exist by its end. `backward="autodiff"` differentiates the forward scan with `jax.grad` instead
+exist by its end. On an H100 3.5x: there the step's many small kernels dominate. `backward="autodiff"` differentiates the forward scan with `jax.grad` instead
 (the reference in the tests; memory O(T M (H + A)): it stores the buffer at every step; offline
 only).
 
@@ -63,7 +63,8 @@ import jax.numpy as jnp
 from tca_jax.cells.lstm import LSTMState
 from tca_jax.cells.sab import SABLSTM, SABState, only_where
 from tca_jax.ops import sparse_attention
-from tca_jax.learners.base import Aux, Learner, check_window_option, scan_unroll, window_loss
+from tca_jax.learners.base import (Aux, Learner, check_window_option, per_backend, scan_unroll,
+                                   window_loss)
 from tca_jax.registry import ConfigError, check_choice
 
 BACKWARDS = ("replay", "autodiff")
@@ -368,15 +369,8 @@ def _store(learner: SAB, replay: Replay, start: SABState, final: SABState, input
 
 
 def forward_chunks_for(chunks: Optional[int]) -> int:
-  """The number of forward chunks for `learner.forward_chunks`; None picks one per backend.
-
-  Decided at trace time from the default backend, like `scan_unroll`.
-  """
-  if chunks is not None:
-    if not isinstance(chunks, int) or isinstance(chunks, bool) or chunks < 1:
-      raise ConfigError(f"learner.forward_chunks={chunks!r} must be an integer >= 1 (or unset)")
-    return chunks
-  return 4 if jax.default_backend() == "cpu" else 1
+  """The number of forward chunks for `learner.forward_chunks`; None picks one per backend."""
+  return per_backend(chunks, "learner.forward_chunks", cpu=4, accelerator=1)
 
 
 def _forward(learner: SAB, core: SABLSTM, cparams, start: SABState, inputs):
