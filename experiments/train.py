@@ -12,8 +12,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from tca_jax import distributed, train
-from tca_jax.registry import ConfigError
+from tca_jax import cli, distributed, train
+from tca_jax.registry import ConfigError, error_line
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an experiment config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config.json, metrics and figures.")
@@ -36,15 +36,19 @@ def main(argv):
     distributed.maybe_initialize(_CONFIG.value)  # before any other JAX call
     result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except ConfigError as e:
-    sys.exit(f"error: config.{e}")
+    sys.exit(error_line(e))
   except train.NonFiniteError as e:
     sys.exit(f"error: {e}")
   except train.Preempted as e:
     logging.warning("%s", e)
     sys.exit(143)  # 128 + SIGTERM, so schedulers requeue the job
-  print("final test metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in result.items()))
+  # With num_seeds > 1 the record also holds per-seed lists (`accuracy_seeds`): printed as lists.
+  print("final test metrics: " + ", ".join(
+      f"{k}={v:.4g}" if isinstance(v, float) else
+      f"{k}=[{', '.join(f'{x:.4g}' for x in v)}]" if isinstance(v, list) else f"{k}={v}"
+      for k, v in result.items()))
   print(f"metrics in {_WORKDIR.value}/metrics.jsonl")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

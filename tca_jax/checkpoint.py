@@ -1,18 +1,23 @@
 """Checkpoints of the training state with orbax, and what resuming a run needs.
 
 A run's checkpoints live in `DIR/checkpoints/<step>`; `Checkpointer.restore_latest` returns the
-newest one (or None), and `truncate_records` drops the metrics written after it, so that a
-resumed run ends with exactly the records of an uninterrupted one.
+newest one that restores (or None): a damaged one (a file truncated or deleted by a kill or a full
+disk) is named in a warning with its cause and moved to `DIR/checkpoints_damaged/`, and the one
+before it is tried. `truncate_records` then drops the metrics written after the restored step, so
+that a resumed run ends with exactly the records of an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 
 from absl import logging
 import jax
 import orbax.checkpoint as ocp
+
+from tca_jax import workdir as workdir_lib
 
 
 class Checkpointer:
@@ -38,14 +43,37 @@ class Checkpointer:
     logging.info("saved checkpoint at step %d in %s", step, self.directory)
 
   def restore_latest(self, like):
-    """The newest checkpoint restored into the structure (and shardings) of `like`, or None."""
-    step = self.latest_step()
-    if step is None:
-      return None, None
+    """The newest checkpoint that restores into the structure (and shardings) of `like`.
+
+    Returns:
+      `(step, state)`, or `(None, None)` when no checkpoint restores. Checkpoints that fail to
+      restore are named in a warning and moved to `checkpoints_damaged/` (kept for inspection;
+      left in place, a later save at their step would collide with them).
+    """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-    state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
-    logging.info("resumed from the checkpoint at step %d", step)
-    return step, state
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+      except Exception as e:  # pylint: disable=broad-except  (any damage: orbax, tensorstore, OS)
+        cause = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e) else ''}"
+        moved = self._set_aside(step)
+        logging.warning("the checkpoint at step %d cannot be restored (%s); moved it to %s and "
+                        "trying the one before it", step, cause, moved)
+        continue
+      logging.info("resumed from the checkpoint at step %d", step)
+      return step, state
+    return None, None
+
+  def _set_aside(self, step: int) -> str:
+    aside = os.path.join(os.path.dirname(self.directory), "checkpoints_damaged")
+    os.makedirs(aside, exist_ok=True)
+    target = os.path.join(aside, str(step))
+    n = 1
+    while os.path.exists(target):
+      target, n = os.path.join(aside, f"{step}.{n}"), n + 1
+    shutil.move(os.path.join(self.directory, str(step)), target)
+    self._manager.reload()
+    return target
 
   def close(self):
     self._manager.close()
@@ -59,8 +87,7 @@ def truncate_records(path: str, step: int) -> None:
   """
   if not os.path.exists(path):
     return
-  with open(path, encoding="utf-8") as f:
-    records = [json.loads(line) for line in f if line.strip()]
+  records = workdir_lib.read_jsonl(path)  # a last line cut short by a kill is dropped
   keep = [r for r in records
           if r["split"] != "test" and (r["step"] < step or
                                        (r["step"] == step and r["split"] != "diag"))]

@@ -12,7 +12,12 @@ allowed values) before anything is compiled or written.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from typing import Any
+
+from absl import logging
+import jax
 
 import ml_collections
 from ml_collections.config_dict import placeholder
@@ -122,14 +127,111 @@ def _options(section: ml_collections.ConfigDict, skip: tuple) -> dict:
   return {k: v for k, v in section.items() if k not in skip and v is not None}
 
 
+def _is_int(value) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(value, field: str, low: int, what: str = "") -> None:
+  if not _is_int(value) or value < low:
+    raise ConfigError(f"{field}={value!r} must be an integer >= {low}{what}")
+
+
+def _check_number(value, field: str, low: float, high: float | None = None, what: str = ""):
+  ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        and value >= low and (high is None or value < high))
+  if not ok:
+    where = f"in [{low}, {high})" if high is not None else f">= {low}"
+    raise ConfigError(f"{field}={value!r} must be a finite number {where}{what}")
+
+
+def _check_train(t) -> None:
+  """Every `train.*` field, each in its own terms (steps before the fields bounded by it)."""
+  _check_int(t.steps, "train.steps", 1)
+  if not _is_int(t.warmup_steps) or not 0 <= t.warmup_steps < t.steps:
+    raise ConfigError(f"train.warmup_steps={t.warmup_steps!r} must be an integer in "
+                      f"[0, train.steps={t.steps})")
+  check_choice(t.optimizer, "train.optimizer", OPTIMIZERS)
+  check_choice(t.schedule, "train.schedule", SCHEDULES)
+  for field in ("batch_size", "eval_batch_size", "log_every"):
+    _check_int(t[field], f"train.{field}", 1)
+  if not (isinstance(t.learning_rate, (int, float)) and not isinstance(t.learning_rate, bool)
+          and math.isfinite(t.learning_rate) and t.learning_rate > 0):
+    raise ConfigError(f"train.learning_rate={t.learning_rate!r} must be a finite number > 0")
+  _check_number(t.momentum, "train.momentum", 0.0, 1.0, " (0 disables momentum)")
+  if not isinstance(t.nesterov, bool):
+    raise ConfigError(f"train.nesterov={t.nesterov!r} must be True or False")
+  _check_number(t.clip_norm, "train.clip_norm", 0.0, what=" (0 disables clipping)")
+  for field in ("eval_every", "diag_every", "eval_batches", "test_batches", "checkpoint_every"):
+    _check_int(t[field], f"train.{field}", 0, " (0 disables it)")
+  if not isinstance(t.get("data_parallel", True), bool):
+    raise ConfigError(f"train.data_parallel={t.data_parallel!r} must be True or False")
+
+
+def machine_memory_bytes() -> int | None:
+  """Memory of the default device: an accelerator's limit, else the host's physical memory."""
+  try:
+    stats = jax.local_devices()[0].memory_stats() or {}
+  except Exception:  # pylint: disable=broad-except  (backends without memory stats)
+    stats = {}
+  if stats.get("bytes_limit"):
+    return int(stats["bytes_limit"])
+  try:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  except (ValueError, OSError, AttributeError):
+    return None
+
+
+def memory_estimate_bytes(config, task, eval_task) -> int:
+  """A lower bound on the memory of one training or evaluation step, from shapes alone.
+
+  A step holds at least its batch (inputs `[T, B, in]`, targets and mask) and the outputs
+  `[T, B, out]`, plus with BPTT-like learners the hidden states `[T, B, H]`; evaluation holds the
+  same at `train.eval_batch_size` and the evaluation length. Nothing is traced or compiled (asking
+  XLA would compile the step first, which is what a too-large T makes fail slowly).
+  """
+  itemsize = 8 if jax.config.jax_enable_x64 else 4
+  hidden = config.model.hidden_size * config.get("num_seeds", 1)
+  per_step = task.input_size + task.output_size + 2 + hidden
+  train_bytes = config.train.batch_size * task.sequence_length * per_step
+  eval_bytes = config.train.eval_batch_size * eval_task.sequence_length * (
+      eval_task.input_size + eval_task.output_size + 2)
+  return itemsize * max(train_bytes, eval_bytes)
+
+
+def check_memory(config, task, eval_task) -> None:
+  """Refuses, with the estimate, a step whose lower-bound memory exceeds the machine's."""
+  need = memory_estimate_bytes(config, task, eval_task)
+  have = machine_memory_bytes()
+  if have is not None and need > have:
+    raise ConfigError(
+        f"task.length={config.task.length!r}: one step needs at least {need / 2**30:.1f} GiB "
+        f"(batch x sequence of {task.sequence_length} steps x features; train.batch_size="
+        f"{config.train.batch_size}, train.eval_batch_size={config.train.eval_batch_size}) and "
+        f"this machine has {have / 2**30:.1f} GiB; lower task.length or the batch sizes")
+  if have is not None and need > have / 2:
+    logging.warning("one step needs at least %.1f GiB of the machine's %.1f GiB", need / 2**30,
+                    have / 2**30)
+
+
 def build(config: ml_collections.ConfigDict) -> Setup:
-  """Validates `config` and builds the task, model and learner; raises `ConfigError`."""
+  """Validates `config` and builds the task, model and learner; raises `ConfigError`.
+
+  Checks every field, every learner x cell x task combination (declared by the learner:
+  `Learner.validate_model`, `Learner.validate`) and the step's memory, before anything is
+  compiled or written.
+  """
   for section in ("task", "model", "learner", "train"):
     if section not in config:
       raise ConfigError(f"config.{section} is missing; see tca_jax.config.default_config()")
+  _check_int(config.get("seed", 0), "seed", 0)
+  _check_int(config.get("num_seeds", 1), "num_seeds", 1)
+  _check_train(config.train)
+  eval_length = config.task.get("eval_length")
+  if eval_length is not None:
+    _check_int(eval_length, "task.eval_length", 1, " (or unset: evaluate at task.length)")
   task = tasks.get(config.task.name, **_options(config.task, ("name", "eval_length")))
   eval_task = task
-  if config.task.get("eval_length") is not None:
+  if eval_length is not None:
     eval_task = tasks.get(config.task.name, **dict(
         _options(config.task, ("name", "eval_length")), length=config.task.eval_length))
   check_positive(config.model.hidden_size, "model.hidden_size")
@@ -138,25 +240,12 @@ def build(config: ml_collections.ConfigDict) -> Setup:
   learner = learners.get(config.learner.name, **_options(config.learner, ("name",)))
 
   t = config.train
-  check_choice(t.optimizer, "train.optimizer", OPTIMIZERS)
-  check_choice(t.schedule, "train.schedule", SCHEDULES)
-  if not isinstance(t.warmup_steps, int) or not 0 <= t.warmup_steps < t.steps:
-    raise ConfigError(f"train.warmup_steps={t.warmup_steps!r} must be an integer in "
-                      f"[0, train.steps={t.steps})")
-  for field in ("steps", "batch_size", "learning_rate", "eval_batch_size", "log_every"):
-    check_positive(t[field], f"train.{field}")
-  for field in ("eval_every", "diag_every", "eval_batches", "test_batches"):
-    if not isinstance(t[field], int) or t[field] < 0:
-      raise ConfigError(f"train.{field}={t[field]!r} must be an integer >= 0 (0 disables it)")
-  if t.clip_norm < 0:
-    raise ConfigError(f"train.clip_norm={t.clip_norm!r} must be >= 0 (0 disables clipping)")
   length = task.sequence_length
   if not isinstance(t.update_every, int) or not 0 <= t.update_every <= length:
     raise ConfigError(
         f"train.update_every={t.update_every!r} must be an integer in [0, {length}] "
         f"(0 = the whole sequence of {length} steps)")
   learner.validate(length, t.update_every or length)
-  # Learners defined for some cells only (tptt) check the model here, before compiling.
-  if hasattr(learner, "validate_model"):
-    learner.validate_model(model)
+  learner.validate_model(model)  # learners defined for some cells only refuse the others here
+  check_memory(config, task, eval_task)
   return Setup(task, eval_task, model, learner, t.update_every)

@@ -39,8 +39,9 @@ class MetricsWriter:
 
 
 def read_metrics(workdir: str, filename: str = "metrics.jsonl"):
-  with open(os.path.join(workdir, filename), encoding="utf-8") as f:
-    return [json.loads(line) for line in f if line.strip()]
+  """The records of `DIR/metrics.jsonl`; a last line cut short by a kill is dropped, warned."""
+  from tca_jax import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  return workdir_lib.read_jsonl(os.path.join(workdir, filename))
 
 
 def write_json(path: str, obj):

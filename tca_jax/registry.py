@@ -79,3 +79,13 @@ def check_choice(value, field: str, allowed):
 def check_positive(value, field: str):
   if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
     raise ConfigError(f"{field}={value!r} must be a positive number")
+
+
+def error_line(error: Exception) -> str:
+  """The one line a binary prints for a `ConfigError`: `error: config.FIELD=...` when the
+  message starts with a config field, else `error: MESSAGE` (flags, files, workdirs)."""
+  message = str(error)
+  field = message.split("=", 1)[0]
+  if "=" in message and field and all(part.isidentifier() for part in field.split(".")):
+    return f"error: config.{message}"
+  return f"error: {message}"

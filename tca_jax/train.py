@@ -9,8 +9,8 @@ diagnostics, so a run is reproducible from its config and seed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-import json
 import os
 import signal
 import threading
@@ -26,6 +26,7 @@ import optax
 
 from tca_jax import checkpoint, distributed, diagnostics, metrics_io, plotting, windows
 from tca_jax import config as config_lib
+from tca_jax import workdir as workdir_lib
 from tca_jax.registry import ConfigError
 
 
@@ -218,37 +219,6 @@ def _summary(metrics, num_seeds: int):
   return out
 
 
-def _flatten(tree, prefix=""):
-  """{"train": {"steps": 1}} -> {"train.steps": 1}."""
-  if not isinstance(tree, dict):
-    return {prefix: tree}
-  out = {}
-  for k, v in tree.items():
-    out.update(_flatten(v, f"{prefix}.{k}" if prefix else k))
-  return out
-
-
-def _check_resumable(workdir: str, config) -> None:
-  """A workdir holding another run's config is an error (resuming it would mix two runs)."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    return
-  with open(path, encoding="utf-8") as f:
-    old = json.load(f)
-  new = json.loads(json.dumps(metrics_io.to_python(config.to_dict())))
-  for d in (old, new):
-    d.get("train", {}).pop("steps", None)  # a run may be extended
-    # How the processes are launched is not what the run is: every process of a multi-host run
-    # checks the config that process 0 may already have written, with its own process_id.
-    d.pop("distributed", None)
-  old, new = _flatten(old), _flatten(new)
-  differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-  if differ:
-    raise ConfigError(
-        f"workdir={workdir!r} holds a run with another config ({', '.join(differ)} differ); "
-        "use a new --workdir to start a new run")
-
-
 def _stream_keys(seed: int, num_seeds: int):
   """(init, train, eval, test, diag) keys; `[seeds, 2]` each with seeds. Seed i of a multi-seed
   run draws exactly the keys of a single run with `seed + i`."""
@@ -270,25 +240,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   Returns:
     The final test metrics (a dict of floats), also written as the `"test"` split.
 
+  The process owns `workdir` while it trains (an OS lock, `tca_jax.workdir.owned`): a second
+  process on the same workdir is refused. A workdir holding another config (any field,
+  `train.steps` included) is refused too.
+
   Raises:
-    ConfigError: a config field is invalid (raised before anything is compiled or written).
+    ConfigError: a config field is invalid (raised before anything is compiled or written), or
+      the workdir is owned by another process or holds another config.
     NonFiniteError: the loss or the update became NaN/inf (the last good checkpoint is kept).
     Preempted: SIGTERM arrived; a checkpoint was saved.
   """
   setup = config_lib.build(config)
+  workdir_lib.check_writable(workdir)
+  # Every process of a multi-host run writes into the same workdir: process 0 owns it.
+  lock = (workdir_lib.owned(workdir) if jax.process_index() == 0
+          else contextlib.nullcontext())
+  with lock:
+    return _train_and_evaluate(config, workdir, setup)
+
+
+def _train_and_evaluate(config, workdir: str, setup: config_lib.Setup):
   task, model, learner = setup.task, setup.model, setup.learner
   t = config.train
   num_seeds = config.get("num_seeds", 1)
-  if not isinstance(num_seeds, int) or num_seeds < 1:
-    raise ConfigError(f"num_seeds={num_seeds!r} must be a positive integer")
   mesh = distributed.data_mesh(t.batch_size) if t.get("data_parallel", True) else None
-  _check_resumable(workdir, config)
+  workdir_lib.check_same_config(workdir, metrics_io.to_python(config.to_dict()))
   chief = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
   if chief:
     metrics_io.write_json(os.path.join(workdir, "config.json"), config.to_dict())
-    if hasattr(task, "write_artifacts"):  # what else reproduces the run (pmnist's permutation)
-      task.write_artifacts(workdir)
+    task.write_artifacts(workdir)  # what else reproduces the run (pmnist's permutation)
   writer = metrics_io.MetricsWriter(workdir) if chief else None
 
   def write(step, split, metrics):
@@ -329,7 +310,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
   # Dataset tasks (tca_jax.tasks.data) feed numpy batches from the host, synthetic ones are
   # sampled on the device.
-  host_data = hasattr(task, "train_batches")
+  host_data = task.host_data
   local_batch = t.batch_size // jax.process_count()
   if host_data:
     sample = None
@@ -345,8 +326,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   flow_path = os.path.join(workdir, "grad_flow.json")
   flow_records = []
   if start_step and os.path.exists(flow_path):
-    with open(flow_path, encoding="utf-8") as f:
-      flow_records = [r for r in json.load(f) if r["step"] < start_step]
+    flow_records = [r for r in workdir_lib.read_json(flow_path) if r["step"] < start_step]
   matrix_fn = getattr(model.core, "recurrent_matrix", None)
   seed0 = (lambda tree: jax.tree.map(lambda x: x[0], tree)) if num_seeds > 1 else (lambda x: x)
   fold = jax.vmap(jax.random.fold_in, (0, None)) if num_seeds > 1 else jax.random.fold_in
@@ -367,7 +347,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
       raise NonFiniteError(
           f"training stopped: the loss or the update of learner {learner.name!r} became "
           f"NaN/inf at step {int(bad[bad >= 0].min())}{seed_note}{kept}. Lower "
-          "train.learning_rate or set train.clip_norm.")
+          "train.learning_rate" + (f" or train.clip_norm={t.clip_norm}" if t.clip_norm
+                                   else " or set train.clip_norm (e.g. 1.0)") + ".")
 
   preempted = []
   previous_handler = None
@@ -433,9 +414,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         check_finite(state)  # a checkpoint is only ever written from a run without a bad step
         checkpointer.save(step, state)
       if preempted:
+        if checkpointer is None:
+          raise Preempted(f"SIGTERM at step {step}: nothing was saved (train.checkpoint_every=0 "
+                          "turns checkpoints off); the same command starts again from step 0")
         raise Preempted(f"SIGTERM at step {step}: checkpoint saved in "
-                        f"{checkpointer.directory if checkpointer else '(checkpoints off)'}; "
-                        "run the same command to resume")
+                        f"{checkpointer.directory}; run the same command to resume")
   finally:
     if previous_handler is not None:
       signal.signal(signal.SIGTERM, previous_handler)

@@ -71,6 +71,11 @@ class Learner:
     """Raises `ConfigError` naming the field if the options cannot work for these shapes."""
     del sequence_length, update_every
 
+  def validate_model(self, model) -> None:
+    """Raises `ConfigError` naming `model.cell` if this learner does not support the model's
+    cell (the default: every cell). Called once by `config.build`, before anything is written."""
+    del model
+
   def init(self, key, model, params, batch_size: int):
     return self.init_params(key, model, params), self.init_state(model, params, batch_size)
 

@@ -151,6 +151,9 @@ class SAB(Learner):
           + ("" if self.backward == "autodiff" else f", learner.k_trunc={self.k_trunc} (online)")
           + f" for learner.name='sab' with learner.backward={self.backward!r}")
 
+  def validate_model(self, model) -> None:
+    self._core(model)
+
   @staticmethod
   def _core(model) -> SABLSTM:
     if not isinstance(model.core, SABLSTM):

@@ -49,6 +49,9 @@ class Task:
   loss_type: ClassVar[str] = "xent"
   # Language-modelling tasks carry the recurrent state from one batch to the next.
   carries_state: ClassVar[bool] = False
+  # Sampled tasks (False) draw batches on the device with `sample`; dataset tasks (True) stream
+  # numpy batches from the host with `train_batches` and `eval_batches`.
+  host_data: ClassVar[bool] = False
   min_length: ClassVar[int] = 1
 
   def __post_init__(self):
@@ -74,6 +77,10 @@ class Task:
 
   def sample(self, key, batch_size: int, length: int | None = None) -> Batch:
     raise NotImplementedError
+
+  def write_artifacts(self, workdir: str) -> None:
+    """Writes into `workdir` what else reproduces a run (pmnist's permutation); default none."""
+    del workdir
 
   def loss(self, outputs, targets, mask):
     """Weighted per-step loss `[...]` for outputs `[..., out]`; works per step or per window."""

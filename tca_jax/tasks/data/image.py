@@ -61,6 +61,7 @@ class _ImageTask(Task):
   """
 
   DATASET: ClassVar[str] = ""
+  host_data: ClassVar[bool] = True
   SIDE: ClassVar[int] = 28
   CHANNELS: ClassVar[int] = 1
   output_size: ClassVar[int] = 10

@@ -90,6 +90,7 @@ class _CharLM(Task):
   """
 
   DATASET: ClassVar[str] = ""
+  host_data: ClassVar[bool] = True
   data_dir: Optional[str] = None
   manual_dir: Optional[str] = None
   download: bool = False
