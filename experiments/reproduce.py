@@ -10,11 +10,14 @@ the papers' settings. Writes OUT_DIR/NAME.csv, OUT_DIR/NAME.md and OUT_DIR/NAME_
 runs live in OUT_DIR/NAME/<row>/<column>/seed<k> and finished ones are not trained again.
 """
 
+import os
 import sys
 
 from absl import app, flags, logging
 
-from tca_jax import reproduce
+from tca_jax import cli, reproduce
+from tca_jax import workdir as workdir_lib
+from tca_jax.registry import ConfigError, error_line
 
 _TABLE = flags.DEFINE_string("table", None, f"One of: {', '.join(reproduce.TABLES)}.")
 _PRESET = flags.DEFINE_enum("preset", "local", list(reproduce.PRESETS),
@@ -34,7 +37,12 @@ def main(argv):
     sys.exit(f"error: {e}")
   if _PRESET.value == "local":
     print(f"REDUCED RUN (--preset=local): {table.note('local')}", flush=True)
-  result = reproduce.run_table(table, _PRESET.value, _OUT_DIR.value)
+  try:
+    # One process per table in OUT_DIR (each run's workdir is owned by its trainer as well).
+    with workdir_lib.owned(os.path.join(_OUT_DIR.value, table.name), "table reproduction"):
+      result = reproduce.run_table(table, _PRESET.value, _OUT_DIR.value)
+  except ConfigError as e:
+    sys.exit(error_line(e))
   with open(result["md"], encoding="utf-8") as f:
     print(f.read())
   print(f"wrote {result['csv']}, {result['md']}" +
@@ -42,4 +50,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

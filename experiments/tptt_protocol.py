@@ -9,6 +9,12 @@ per T, Table 2), "generalisation" (train at T=100, test at T=200: Table 4) or "s
 with "length"), DIR/protocol.json (the results) and figures per T: radius_T{T}.png (Fig. 3),
 angle_T{T}.png (Fig. 5, TPTT only), local_losses_T{T}.png (Fig. 6, with
 --config.learner.log_local_losses=True). Prints a markdown table.
+
+The process owns DIR while it runs (a second one is refused, naming it); a DIR holding another
+config is refused. The protocol keeps no checkpoints: rerunning an interrupted command starts it
+again from iteration 0 (the records of the interrupted try are dropped), and rerunning a finished
+one prints its results from DIR/protocol.json. Runs are deterministic, so either way the records
+equal an uninterrupted run's.
 """
 
 import os
@@ -18,8 +24,10 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 import numpy as np
 
-from tca_jax import curriculum, metrics_io, plotting
-from tca_jax.registry import ConfigError
+from tca_jax import cli, curriculum, metrics_io, plotting
+from tca_jax import config as config_lib
+from tca_jax import workdir as workdir_lib
+from tca_jax.registry import ConfigError, error_line
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an experiment config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for results and figures.")
@@ -49,18 +57,35 @@ def _figures(run, workdir, learner):
                                f"{learner}, T={t}", every=max(1, t // 10))
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.INFO)
-  config, workdir = _CONFIG.value, _WORKDIR.value
-  mode = config.get("protocol", {}).get("mode", "curriculum")
-  try:
-    protocol = curriculum.protocol_from_config(config)
-    if mode not in ("curriculum", "generalisation", "single"):
-      raise ConfigError(f"protocol.mode={mode!r} is not allowed; allowed: curriculum, "
-                        "generalisation, single")
-    os.makedirs(workdir, exist_ok=True)
+def _first_length(config, protocol, mode):
+  """The (T, eval T) of the first run, whose config `build` validates before anything is written."""
+  if mode == "curriculum":
+    return protocol.start_length, None
+  if mode == "generalisation":
+    return protocol.train_length, protocol.test_length
+  return config.task.length, None
+
+
+def _run(config, workdir, mode):
+  """Validates, takes the workdir, runs the protocol; returns (result, runs, fresh)."""
+  protocol = curriculum.protocol_from_config(config)
+  if mode not in ("curriculum", "generalisation", "single"):
+    raise ConfigError(f"protocol.mode={mode!r} is not allowed; allowed: curriculum, "
+                      "generalisation, single")
+  config_lib.build(curriculum.with_length(config, *_first_length(config, protocol, mode)))
+  workdir_lib.check_writable(workdir)
+  with workdir_lib.owned(workdir, "protocol"):
+    same = workdir_lib.check_same_config(workdir, metrics_io.to_python(config.to_dict()))
+    done = os.path.join(workdir, "protocol.json")
+    if same and os.path.exists(done):
+      logging.info("%s holds this protocol's results already; printing them", done)
+      result = workdir_lib.read_json(done)
+      return result, result["runs"], False
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    if same and os.path.exists(metrics_path):
+      logging.warning("resuming an interrupted protocol run: it keeps no checkpoints, so it starts "
+                      "again from iteration 0 and the earlier try's records are dropped")
+      os.remove(metrics_path)
     metrics_io.write_json(os.path.join(workdir, "config.json"), config.to_dict())
     writer = metrics_io.MetricsWriter(workdir)
     if mode == "curriculum":
@@ -72,17 +97,28 @@ def main(argv):
     else:
       result = curriculum.train_until_solved(config, protocol, config.task.length, writer=writer)
       runs = [result]
+    learner = config.learner.name
+    for run in runs:
+      _figures(run, workdir, learner)
+    metrics_io.write_json(done, {
+        "mode": mode, "learner": learner, "task": config.task.name,
+        "t_max": result.get("t_max"),
+        "runs": [{k: v for k, v in r.items() if k != "history"} for r in runs]})
+  return result, runs, True
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.INFO)
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  mode = config.get("protocol", {}).get("mode", "curriculum")
+  try:
+    result, runs, _ = _run(config, workdir, mode)
   except ConfigError as e:
-    sys.exit(f"error: config.{e}")
+    sys.exit(error_line(e))
 
   learner = config.learner.name
-  for run in runs:
-    _figures(run, workdir, learner)
-  metrics_io.write_json(os.path.join(workdir, "protocol.json"), {
-      "mode": mode, "learner": learner, "task": config.task.name,
-      "t_max": result.get("t_max"),
-      "runs": [{k: v for k, v in r.items() if k != "history"} for r in runs]})
-
   print(f"| T | learner | solved | iterations | stopped at | reason | val error | wall s |")
   print("| --- | --- | --- | --- | --- | --- | --- | --- |")
   for r in runs:
@@ -91,10 +127,11 @@ def main(argv):
   if mode == "curriculum":
     print(f"t_max = {result['t_max']} ({config.task.name}, {learner})")
   if mode == "generalisation":
+    result = runs[0]
     print(f"accuracy at T={result['test_length']} after training at T={result['length']}: "
           f"{100 * result['test_accuracy']:.2f}%")
   print(f"results in {workdir}/protocol.json")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -6,7 +6,8 @@ r"""Runs a grid of `experiments.train` runs on this machine, N at a time.
 
 Every grid point trains in BASE_DIR/<run name> (e.g. `learner.name=tbptt,seed=1`); runs whose
 metrics.jsonl already has a `test` record are skipped, so the same command finishes a sweep that
-was interrupted. `--dry_run` prints the commands and which runs would be skipped.
+was interrupted. SIGTERM or Ctrl-C stops the children too (each saves a checkpoint), and a run
+whose workdir a live process still owns is reported busy rather than started twice. `--dry_run` prints the commands and which runs would be skipped.
 """
 
 import os
@@ -34,6 +35,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
   try:
+    if _PARALLEL.value < 1:
+      raise ValueError(f"--parallel={_PARALLEL.value} must be an integer >= 1 (runs at a time)")
     points = sweep.expand(sweep.parse_grid(_GRID.value))
     fixed = {}
     for spec in _SET.value:
@@ -52,7 +55,9 @@ def main(argv):
     return
   results = sweep.execute(runs, parallel=_PARALLEL.value)
   print(sweep.summary(results))
-  if any(r.status == "failed" for r in results):
+  if any(r.status == "stopped" for r in results):
+    sys.exit(143)  # stopped by a signal; its children saved checkpoints: rerun to finish
+  if any(r.status in ("failed", "busy") for r in results):
     sys.exit(1)
 
 

@@ -32,7 +32,8 @@ _TYPE = flags.DEFINE_string("accelerator_type", "v4-8", "e.g. v4-8, v4-32, v5lit
 _VERSION = flags.DEFINE_string("runtime_version", "tpu-ubuntu2204-base", "TPU VM image.")
 _QUEUED = flags.DEFINE_bool("queued", False, "Create through queued resources.")
 _SPOT = flags.DEFINE_bool("spot", False, "Spot capacity (preemptible).")
-_REPO = flags.DEFINE_string("repo", "https://github.com/OWNER/tca-jax.git", "Git URL to clone.")
+_REPO = flags.DEFINE_string("repo", None, "Git URL of your tca-jax repository, cloned on every "
+                            "worker (required: there is no right default).")
 _BRANCH = flags.DEFINE_string("branch", "main", "Branch or tag to check out.")
 _CONFIG = flags.DEFINE_string("config", "experiments/configs/copy.py", "Config file[:preset].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory on the workers.")
@@ -41,7 +42,7 @@ _STAGES = flags.DEFINE_list("stages", ["create", "setup", "run"],
                             f"Subset of {','.join(tpu_vm.STAGES)}.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the gcloud commands; run nothing.")
 _WAIT = flags.DEFINE_integer("wait_minutes", 120, "Longest wait for a queued resource.")
-flags.mark_flags_as_required(["name", "zone", "workdir"])
+flags.mark_flags_as_required(["name", "zone", "workdir", "repo"])
 
 
 def _wait_active(argv, minutes):

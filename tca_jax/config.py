@@ -156,7 +156,7 @@ def _check_train(t) -> None:
     _check_int(t[field], f"train.{field}", 1)
   if not (isinstance(t.learning_rate, (int, float)) and not isinstance(t.learning_rate, bool)
           and math.isfinite(t.learning_rate) and t.learning_rate > 0):
-    raise ConfigError(f"train.learning_rate={t.learning_rate!r} must be a finite number > 0")
+    raise ConfigError(f"train.learning_rate={t.learning_rate!r} must be a positive number, finite")
   _check_number(t.momentum, "train.momentum", 0.0, 1.0, " (0 disables momentum)")
   if not isinstance(t.nesterov, bool):
     raise ConfigError(f"train.nesterov={t.nesterov!r} must be True or False")

@@ -88,7 +88,8 @@ def protocol_from_config(config: ml_collections.ConfigDict) -> Protocol:
   return Protocol(**section)
 
 
-def _with_length(config, length, eval_length=None):
+def with_length(config, length, eval_length=None):
+  """`config` at `task.length = length` (and `task.eval_length`): what one protocol run builds."""
   c = copy.deepcopy(config)
   with c.unlocked():
     c.task.length = length
@@ -139,7 +140,7 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
     "max_iters", "radius" or "non-finite"), `val_error`, `wall_s`, `history` (one dict per
     validation) and, with `eval_length`, `test_accuracy`.
   """
-  cfg = _with_length(config, length, eval_length)
+  cfg = with_length(config, length, eval_length)
   setup = config_lib.build(cfg)
   task, model, learner = setup.task, setup.model, setup.learner
   t = cfg.train

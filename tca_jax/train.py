@@ -219,6 +219,11 @@ def _summary(metrics, num_seeds: int):
   return out
 
 
+def _check_resumable(workdir: str, config) -> bool:
+  """A workdir holding another run's config is an error (resuming it would mix two runs)."""
+  return workdir_lib.check_same_config(workdir, metrics_io.to_python(config.to_dict()))
+
+
 def _stream_keys(seed: int, num_seeds: int):
   """(init, train, eval, test, diag) keys; `[seeds, 2]` each with seeds. Seed i of a multi-seed
   run draws exactly the keys of a single run with `seed + i`."""
@@ -264,7 +269,7 @@ def _train_and_evaluate(config, workdir: str, setup: config_lib.Setup):
   t = config.train
   num_seeds = config.get("num_seeds", 1)
   mesh = distributed.data_mesh(t.batch_size) if t.get("data_parallel", True) else None
-  workdir_lib.check_same_config(workdir, metrics_io.to_python(config.to_dict()))
+  _check_resumable(workdir, config)
   chief = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
   if chief:

@@ -106,7 +106,7 @@ def test_tpu_vm_dry_run_prints_the_gcloud_commands():
          "--zone=us-central2-b", "--accelerator_type=v4-32", "--project=proj",
          "--workdir=/tmp/runs/a", "--config=experiments/configs/copy.py:sab_t100",
          "--set=learner.name=tbptt", "--queued", "--spot", "--stages=create,setup,run,delete",
-         "--dry_run"]
+         "--repo=https://github.com/example/tca-jax.git", "--dry_run"]
   out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=60)
   assert out.returncode == 0, out.stderr
   lines = [l for l in out.stdout.splitlines() if l.startswith("gcloud")]

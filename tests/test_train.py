@@ -107,7 +107,7 @@ def test_truncation_longer_than_the_sequence(tmp_path):
 
 
 def test_nan_stops_the_run_with_a_message(tmp_path):
-  c = tiny_config(train__learning_rate=float("inf"), train__clip_norm=0.0,
+  c = tiny_config(train__learning_rate=1e38, train__clip_norm=0.0,
                   train__optimizer="sgd", train__momentum=0.0)
   with pytest.raises(train.NonFiniteError, match=r"learner 'bptt' became NaN/inf at step \d"):
     train.train_and_evaluate(c, str(tmp_path))

@@ -11,6 +11,12 @@ whose `metrics.jsonl` already holds a `test` record is finished and skipped, so 
 after a crash or a preemption only runs what is left (unfinished runs are started again in their
 workdir, where the trainer resumes from its checkpoint when it has one).
 
+The sweep owns its children: SIGTERM or SIGINT to the sweep is forwarded to every running child
+(each saves a checkpoint and exits), the sweep waits for them and exits; on Linux a child also gets
+SIGTERM if the sweep dies without a word (kill -9). A run whose workdir is owned by a live process
+(an earlier sweep's child, or any trainer: `tca_jax.workdir.holder`) is reported "busy" and not
+started, so a rerun never doubles a child.
+
 Values stay strings: `--config.FIELD=VALUE` is parsed by ml_collections against the field's type,
 exactly as if typed on the command line.
 """
@@ -23,12 +29,16 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Sequence
 
 from absl import logging
+
+from tca_jax import workdir as workdir_lib
 
 # The checkout (or site-packages) holding tca_jax and experiments: children find both through it.
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,7 +58,7 @@ class Run:
 @dataclasses.dataclass(frozen=True)
 class Result:
   name: str
-  status: str  # "skipped" (finished before), "done", "failed"
+  status: str  # "skipped" (finished before), "done", "failed", "busy" (owned), "stopped"
   returncode: int
   seconds: float
 
@@ -92,7 +102,7 @@ def is_finished(workdir: str) -> bool:
   path = os.path.join(workdir, "metrics.jsonl")
   if not os.path.exists(path):
     return False
-  with open(path, encoding="utf-8") as f:
+  with open(path, encoding="utf-8", errors="replace") as f:
     for line in f:
       try:
         if json.loads(line).get("split") == "test":
@@ -100,6 +110,15 @@ def is_finished(workdir: str) -> bool:
       except json.JSONDecodeError:  # a line cut short by a kill
         continue
   return False
+
+
+def _die_with_parent():
+  """In the child before exec: SIGTERM when the sweep dies (Linux prctl PR_SET_PDEATHSIG)."""
+  try:
+    import ctypes  # pylint: disable=g-import-not-at-top
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+  except (OSError, AttributeError):  # not Linux: forwarding from the handlers still works
+    pass
 
 
 def train_command(config: str, workdir: str, overrides: dict[str, str],
@@ -151,8 +170,8 @@ def execute(runs: Sequence[Run], parallel: int = 1, poll_seconds: float = 0.2) -
   Each child writes stdout and stderr to `workdir/log.txt` (appended, so a resumed run keeps the
   earlier log). Returns one `Result` per run, in the order of `runs`.
   """
-  if parallel < 1:
-    raise ValueError(f"parallel={parallel} must be >= 1")
+  if not isinstance(parallel, int) or parallel < 1:
+    raise ValueError(f"--parallel={parallel!r} must be an integer >= 1")
   results: dict[str, Result] = {}
   pending = []
   for run in runs:
@@ -163,13 +182,47 @@ def execute(runs: Sequence[Run], parallel: int = 1, poll_seconds: float = 0.2) -
       pending.append(run)
   env = _child_env(parallel)
   active: list[tuple[Run, subprocess.Popen, float, object]] = []
-  while pending or active:
-    while pending and len(active) < parallel:
+  stop = []
+
+  def forward(signum, frame):
+    del frame
+    if not stop:
+      logging.warning("signal %d: stopping %d running child(ren); they save a checkpoint",
+                      signum, len(active))
+    stop.append(signum)
+    for _, proc, _, _ in active:
+      if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+
+  previous = {}
+  if threading.current_thread() is threading.main_thread():
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    _loop(pending, active, results, env, parallel, poll_seconds, stop)
+  finally:
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)
+  if stop:
+    for run in pending:
+      results[run.name] = Result(run.name, "stopped", 0, 0.0)
+  return [results[run.name] for run in runs]
+
+
+def _loop(pending, active, results, env, parallel, poll_seconds, stop):
+  while (pending and not stop) or active:
+    while pending and len(active) < parallel and not stop:
       run = pending.pop(0)
+      owner = workdir_lib.holder(run.workdir)
+      if owner is not None:
+        logging.error("busy %s: its workdir is owned by %s; not starting a second process",
+                      run.name, owner)
+        results[run.name] = Result(run.name, "busy", 0, 0.0)
+        continue
       os.makedirs(run.workdir, exist_ok=True)
-      log = open(os.path.join(run.workdir, "log.txt"), "ab")
+      log = open(os.path.join(run.workdir, "log.txt"), "ab")  # pylint: disable=consider-using-with
       logging.info("start %s: %s", run.name, format_command(run))
-      proc = subprocess.Popen(run.command, stdout=log, stderr=subprocess.STDOUT, env=env)
+      proc = subprocess.Popen(run.command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                              preexec_fn=_die_with_parent if sys.platform == "linux" else None)
       active.append((run, proc, time.time(), log))
     time.sleep(poll_seconds)
     still = []
@@ -180,17 +233,17 @@ def execute(runs: Sequence[Run], parallel: int = 1, poll_seconds: float = 0.2) -
         continue
       log.close()
       seconds = time.time() - start
-      status = "done" if code == 0 else "failed"
+      status = "done" if code == 0 else "stopped" if stop and code == 143 else "failed"
       (logging.info if code == 0 else logging.error)(
           "%s %s after %.1fs (exit %d; log in %s/log.txt)", status, run.name, seconds, code,
           run.workdir)
       results[run.name] = Result(run.name, status, code, seconds)
-    active = still
-  return [results[run.name] for run in runs]
+    active[:] = still
 
 
 def summary(results: Sequence[Result]) -> str:
-  counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+  counts = {s: sum(r.status == s for r in results)
+            for s in ("done", "skipped", "failed", "busy", "stopped")}
   lines = [f"{r.status:8s} {r.name}" + (f" ({r.seconds:.1f}s)" if r.status != "skipped" else "")
            for r in results]
   lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
