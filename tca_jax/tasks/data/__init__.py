@@ -20,6 +20,7 @@ batch from a fresh state.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 
@@ -87,22 +88,79 @@ def make_builder(dataset: str, data_dir: str, file_format: str | None = None):
   return tfds.builder(dataset, data_dir=data_dir, **kwargs)
 
 
+SOURCE_RECORD = "tca_jax_source.json"
+
+
+def _source(dataset: str, manual_dir: str | None) -> dict:
+  """What a build reads: `{"manual_dir": abs path, "files": {name: bytes}}`, or a download.
+
+  Raises:
+    DataError: `manual_dir` is set (even to "") but is not a directory holding the files a build
+      of `dataset` needs (a set manual_dir never downloads).
+  """
+  if manual_dir is None:
+    return {"manual_dir": None, "files": {}}
+  path = os.path.abspath(os.path.expanduser(manual_dir)) if manual_dir else ""
+  if dataset not in OWN_BUILDERS:
+    return {"manual_dir": path, "files": {}}
+  from tca_jax.tasks.data import builders  # pylint: disable=g-import-not-at-top
+  names = builders.source_files(dataset, path) if path and os.path.isdir(path) else None
+  if names is None:
+    raise DataError(f"task.manual_dir={manual_dir!r} must be a directory holding "
+                    f"{builders.MANUAL_FILES[dataset]} to build {dataset!r} offline (a set "
+                    "task.manual_dir never downloads); unset it to use a prepared dataset")
+  return {"manual_dir": path,
+          "files": {n: os.path.getsize(os.path.join(path, n)) for n in names}}
+
+
+def _check_source(dataset: str, builder, manual_dir: str | None) -> None:
+  """A prepared dataset built from other files than `manual_dir`'s is refused, not reused."""
+  if manual_dir is None:  # no source asked for: whatever was prepared is the dataset
+    return
+  wanted = _source(dataset, manual_dir)
+  record = os.path.join(str(builder.data_dir), SOURCE_RECORD)
+  built = None
+  if os.path.exists(record):
+    with open(record, encoding="utf-8") as f:
+      built = json.load(f)
+  if built != wanted:
+    origin = ("an unrecorded source" if built is None else
+              f"{built['manual_dir']} ({built['files']})" if built.get("manual_dir") else
+              "a download")
+    raise DataError(
+        f"task.manual_dir={manual_dir!r}: dataset {dataset!r} in {builder.data_dir} was built "
+        f"from {origin}, not from {wanted['manual_dir']} ({wanted['files']}); delete "
+        f"{builder.data_dir} to rebuild it from task.manual_dir, use another task.data_dir, or "
+        "unset task.manual_dir to use it as it is")
+
+
+def _record_source(dataset: str, builder, manual_dir: str | None) -> None:
+  with open(os.path.join(str(builder.data_dir), SOURCE_RECORD), "w", encoding="utf-8") as f:
+    json.dump(_source(dataset, manual_dir), f, sort_keys=True)
+
+
 def prepare(dataset: str, data_dir: str | None = None, manual_dir: str | None = None,
             quiet: bool = False):
   """Builds `dataset` into `data_dir` from `manual_dir` (offline) or by downloading it.
 
   TFDS writes into a temporary `incomplete.*` directory and renames it at the end, so an
-  interrupted build leaves no half-written dataset behind.
+  interrupted build leaves no half-written dataset behind. Where the build came from (the
+  manual_dir and its files' sizes, or a download) is recorded next to it in
+  `tca_jax_source.json`, so that a later run asking for other files is refused.
   """
   tfds = import_tfds(dataset)
+  source = _source(dataset, manual_dir)  # a set manual_dir without its files: DataError here
   if manual_dir is None:
     _check_reachable(dataset, data_dir)
+  else:
+    manual_dir = source["manual_dir"]
   if quiet:  # building on the fly inside a training run: log, no progress bars
     tfds.disable_progress_bar()
   data_dir = resolve_data_dir(data_dir)
   builder = make_builder(dataset, data_dir, "array_record")
   config = tfds.download.DownloadConfig(manual_dir=manual_dir and os.path.expanduser(manual_dir))
   builder.download_and_prepare(download_config=config, file_format="array_record")
+  _record_source(dataset, builder, manual_dir)
   return builder
 
 
@@ -145,9 +203,12 @@ def open_sources(dataset: str, splits, *, data_dir=None, manual_dir=None, downlo
     raise DataError(f"task.name: cannot make the TFDS builder of {dataset!r}: "
                     f"{type(e).__name__}: {_first_line(e)}") from None
   try:
-    return builder, [builder.as_data_source(split=s) for s in splits]
+    sources = [builder.as_data_source(split=s) for s in splits]
   except Exception as e:  # pylint: disable=broad-except
     first_error = e
+  else:
+    _check_source(dataset, builder, manual_dir)
+    return builder, sources
   info_file = os.path.join(str(builder.data_dir), "dataset_info.json")
   if os.path.exists(info_file):
     problem = (f"task.data_dir={data_dir!r}: dataset {dataset!r} at {builder.data_dir} cannot be "

@@ -30,6 +30,22 @@ MANUAL_FILES = {
 }
 
 
+# The files one build reads from a manual_dir: the first alternative whose files are all there.
+SOURCE_FILES = {
+    "ptb_char": (("ptb.char.train.txt", "ptb.char.valid.txt", "ptb.char.test.txt"),
+                 ("simple-examples.tgz",)),
+    "text8": (("text8",), ("text8.zip",)),
+}
+
+
+def source_files(dataset: str, manual_dir: str):
+  """The files of `manual_dir` a build of `dataset` reads, or None if none of its sets is there."""
+  for names in SOURCE_FILES[dataset]:
+    if all(os.path.isfile(os.path.join(manual_dir, n)) for n in names):
+      return names
+  return None
+
+
 def ptb_symbols(text: str) -> list:
   """PTB's char files hold space-separated symbols ('_' separates words), a sentence per line.
 
@@ -103,8 +119,14 @@ class _CharBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 
 def _read(path) -> str:
-  with open(path, encoding="utf-8") as f:
-    return f.read()
+  with open(path, "rb") as f:
+    raw = f.read()
+  try:
+    return raw.decode("utf-8")
+  except UnicodeDecodeError as e:  # name the file and the line, not a byte offset in a traceback
+    line = raw[:e.start].count(b"\n") + 1
+    raise ValueError(f"{path}, line {line}: not UTF-8 text ({e.reason} at byte {e.start})"
+                     ) from None
 
 
 class PtbChar(_CharBuilder):
