@@ -1,5 +1,6 @@
 """Shared settings of the real-dataset configs (see docs/DATASETS.md for preparing the data)."""
 
+from experiments.configs import recipes
 from tca_jax.config import default_config
 
 
@@ -39,7 +40,4 @@ def apply_learner_preset(c, preset: str, presets: dict):
   """Sets the learner fields of `presets[preset]` on `c` (a ValueError lists the presets)."""
   if preset not in presets:
     raise ValueError(f"preset {preset!r}; allowed: {', '.join(presets)}")
-  for field, value in presets[preset].items():
-    section, key = field.split(".")
-    c[section][key] = value
-  return c
+  return recipes.override(c, presets[preset])
