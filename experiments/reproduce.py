@@ -2,25 +2,26 @@ r"""Reproduces a paper table: rows x columns x seeds, our numbers beside the pap
 
     python -m experiments.reproduce --table=sab_copy --preset=local [--out_dir=results]
 
-Tables: sab_copy (SAB Table 2), sab_adding and sab_lm (Table 3), sab_ablation (Table 4),
-sab_image (Table 5), sab_transfer (Table 6), tptt_tmax (TPTT Table 1), tptt_iters (Table 2),
-tptt_generalisation (Table 4); aliases sab_table2 ... tptt_table4. `--preset=local` is a reduced
-run for a CPU (shorter sequences, smaller models, few steps, one seed) and says so; `full` uses
-the papers' settings. Writes OUT_DIR/NAME.csv, OUT_DIR/NAME.md and OUT_DIR/NAME_<column>.png;
-runs live in OUT_DIR/NAME/<row>/<column>/seed<k> and finished ones are not trained again.
+Tables (`experiments/tables.py`): sab_copy (SAB Table 2), sab_adding and sab_lm (Table 3),
+sab_ablation (Table 4), sab_image (Table 5), sab_transfer (Table 6), tptt_tmax (TPTT Table 1),
+tptt_iters (Table 2), tptt_generalisation (Table 4); aliases sab_table2 ... tptt_table4.
+`--preset=local` is a reduced run for a CPU (shorter sequences, smaller models, few steps, one
+seed) and says so; `full` uses the papers' settings. Writes OUT_DIR/NAME.csv, OUT_DIR/NAME.md and
+OUT_DIR/NAME_<column>.png; runs live in OUT_DIR/NAME/<row>/<column>/seed<k> and finished ones are
+not trained again (`experiments/runner.py`).
 """
 
 import sys
 
 from absl import app, flags, logging
 
-from tca_jax import reproduce
+from experiments import runner, tables
 
-_TABLE = flags.DEFINE_string("table", None, f"One of: {', '.join(reproduce.TABLES)}.")
-_PRESET = flags.DEFINE_enum("preset", "local", list(reproduce.PRESETS),
+_TABLE = flags.DEFINE_string("table", None, f"One of: {', '.join(tables.TABLES)}.")
+_PRESET = flags.DEFINE_enum("preset", "local", list(tables.PRESETS),
                             "local: reduced CPU run; full: the paper's settings.")
 _OUT_DIR = flags.DEFINE_string("out_dir", "results",
-                                "Where the CSV, markdown, figures and runs go.")
+                               "Where the CSV, markdown, figures and runs go.")
 flags.mark_flags_as_required(["table"])
 
 
@@ -29,12 +30,12 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
   try:
-    table = reproduce.get_table(_TABLE.value)
+    table = tables.get_table(_TABLE.value)
   except ValueError as e:
     sys.exit(f"error: {e}")
   if _PRESET.value == "local":
     print(f"REDUCED RUN (--preset=local): {table.note('local')}", flush=True)
-  result = reproduce.run_table(table, _PRESET.value, _OUT_DIR.value)
+  result = runner.run_table(table, _PRESET.value, _OUT_DIR.value)
   with open(result["md"], encoding="utf-8") as f:
     print(f.read())
   print(f"wrote {result['csv']}, {result['md']}" +
