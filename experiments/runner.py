@@ -16,7 +16,7 @@ Run kinds (`RUN_KINDS`, named by `Table.kind`): each is `kind(config, metrics, w
 (values, detail)`, `values` mapping a metric label to its number for one seed:
 
 * "final": `train.train_and_evaluate` and the test metrics;
-* "t_max", "iters", "generalisation": the TPTT paper's protocol (`tca_jax.curriculum`) with the
+* "t_max", "iters", "generalisation": the TPTT paper's protocol (`tca_jax.tptt_protocol`) with the
   config's `protocol` section: the largest T solved (Table 1), the iterations to solve at
   `task.length` (Table 2), the accuracy at `protocol.test_length` after training at
   `protocol.train_length` (Table 4).
@@ -33,7 +33,7 @@ from absl import logging
 
 from experiments import render, tables
 from tca_jax import config as config_lib
-from tca_jax import curriculum, learners, metrics_io, train
+from tca_jax import learners, metrics_io, tptt_protocol, train
 from tca_jax.registry import ConfigError
 
 NAN = float("nan")
@@ -84,7 +84,7 @@ def _protocol_run(config, workdir, run):
     logging.info("reuse %s (finished)", workdir)
     with open(path, encoding="utf-8") as f:
       return json.load(f)
-  protocol = curriculum.protocol_from_config(config)
+  protocol = tptt_protocol.protocol_from_config(config)
   os.makedirs(workdir, exist_ok=True)
   metrics_file = os.path.join(workdir, "metrics.jsonl")
   if os.path.exists(metrics_file):  # an interrupted protocol run starts again
@@ -110,7 +110,7 @@ def _not_solved(run: dict) -> str:
 
 def run_t_max(config, metrics, workdir):
   """Table 1: T = start, start + step, ... while solved; the largest T solved."""
-  result = _protocol_run(config, workdir, lambda p, w: curriculum.curriculum(config, p, w))
+  result = _protocol_run(config, workdir, lambda p, w: tptt_protocol.curriculum(config, p, w))
   last = result["runs"][-1]
   detail = (f"solved up to the largest T tried ({result['t_max']})" if last["solved"]
             else f"failed at T={last['length']}")
@@ -119,7 +119,7 @@ def run_t_max(config, metrics, workdir):
 
 def run_iters(config, metrics, workdir):
   """Table 2: the iterations to solve at `task.length` (NaN when not solved)."""
-  run = _protocol_run(config, workdir, lambda p, w: curriculum.train_until_solved(
+  run = _protocol_run(config, workdir, lambda p, w: tptt_protocol.train_until_solved(
       config, p, config.task.length, writer=w))
   if not run["solved"]:
     return {metrics[0].label: NAN}, _not_solved(run)
@@ -128,7 +128,7 @@ def run_iters(config, metrics, workdir):
 
 def run_generalisation(config, metrics, workdir):
   """Table 4: accuracy at `protocol.test_length` after training at `protocol.train_length`."""
-  run = _protocol_run(config, workdir, lambda p, w: curriculum.generalisation(config, p, w))
+  run = _protocol_run(config, workdir, lambda p, w: tptt_protocol.generalisation(config, p, w))
   m = metrics[0]
   return {m.label: float(run["test_accuracy"]) * m.scale}, "" if run["solved"] else (
       _not_solved(run))

@@ -4,7 +4,7 @@ run kind produces each cell. `experiments.runner` runs them, `experiments.render
 Adding a table: write `Table(name=..., rows=..., settings=..., kind=...)` below and list it in
 `TABLES`. `kind` names an entry of `runner.RUN_KINDS`: "final" (train with the generic trainer,
 read the test metrics), "t_max", "iters" and "generalisation" (the TPTT paper's protocol,
-`tca_jax.curriculum`: Tables 1, 2 and 4). A new way of producing a number is one new function in
+`tca_jax.tptt_protocol`: Tables 1, 2 and 4). A new way of producing a number is one new function in
 `runner.RUN_KINDS`.
 
 Presets:
@@ -370,7 +370,7 @@ SAB_TRANSFER = Table(
 
 
 # ------------------------------------------------------------------------------------------------
-# TPTT tables: the paper's protocol (`tca_jax.curriculum`), its SRN and learning rates
+# TPTT tables: the paper's protocol (`tca_jax.tptt_protocol`), its SRN and learning rates
 # (experiments/configs/tptt.py)
 
 _TPTT_TASKS = (("temporal order", "temporal_order"),
@@ -438,7 +438,7 @@ TPTT_TMAX = Table(
         preset, _T_MAX, protocol={"max_length": 20} if preset == "local" else None),
     kind="t_max",
     seeds=(("local", 1), ("full", 1)),
-    notes=(("all", "The paper's protocol (`tca_jax.curriculum`): T = 10, 20, ... until a length "
+    notes=(("all", "The paper's protocol (`tca_jax.tptt_protocol`): T = 10, 20, ... until a length "
             "is not solved, each T a fresh run; solved = no more validation mistakes than the "
             "criterion allows; a run aborts when a spectral radius exceeds 20. Learning rates per "
             "task from Table 1 (BPTT, TPTT) and Table A2/A3 (TPTT_hx), as in "
@@ -474,7 +474,7 @@ TPTT_ITERS = Table(
         preset, _ITERS, (lambda task: _TPTT_BPTT_TMAX[task]) if preset == "full" else 10),
     kind="iters",
     seeds=(("local", 1), ("full", 1)),
-    notes=(("all", "The paper's protocol (`tca_jax.curriculum`): the first validation at which "
+    notes=(("all", "The paper's protocol (`tca_jax.tptt_protocol`): the first validation at which "
             "the task counts as solved (the paper checks every 100 iterations); \"not solved\" "
             "when it never does. BPTT uses the Table 1 learning rates (the paper's \"BPTT best\" "
             "rates are not given)."),
@@ -497,7 +497,7 @@ TPTT_GENERALISATION = Table(
         preset, _ACC2, protocol={"train_length": 10, "test_length": 20} if preset == "local"
         else None),
     kind="generalisation",
-    notes=(("all", "The paper's protocol (`tca_jax.curriculum.generalisation`): trained until "
+    notes=(("all", "The paper's protocol (`tca_jax.tptt_protocol.generalisation`): trained until "
             "solved (or the iteration budget), then tested on fresh longer sequences. The TPTT "
             "row uses the common model (alpha_i=0.1, alpha_f=0.01, alpha_g=0.001) for every "
             "task, as the paper's caption says; adding keeps its Table 1 rates in tptt.py."),

@@ -18,7 +18,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 import numpy as np
 
-from tca_jax import curriculum, metrics_io, plotting
+from tca_jax import metrics_io, plotting, tptt_protocol
 from tca_jax.registry import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an experiment config file.")
@@ -56,7 +56,7 @@ def main(argv):
   config, workdir = _CONFIG.value, _WORKDIR.value
   mode = config.get("protocol", {}).get("mode", "curriculum")
   try:
-    protocol = curriculum.protocol_from_config(config)
+    protocol = tptt_protocol.protocol_from_config(config)
     if mode not in ("curriculum", "generalisation", "single"):
       raise ConfigError(f"protocol.mode={mode!r} is not allowed; allowed: curriculum, "
                         "generalisation, single")
@@ -64,13 +64,13 @@ def main(argv):
     metrics_io.write_json(os.path.join(workdir, "config.json"), config.to_dict())
     writer = metrics_io.MetricsWriter(workdir)
     if mode == "curriculum":
-      result = curriculum.curriculum(config, protocol, writer)
+      result = tptt_protocol.curriculum(config, protocol, writer)
       runs = result["runs"]
     elif mode == "generalisation":
-      result = curriculum.generalisation(config, protocol, writer)
+      result = tptt_protocol.generalisation(config, protocol, writer)
       runs = [result]
     else:
-      result = curriculum.train_until_solved(config, protocol, config.task.length, writer=writer)
+      result = tptt_protocol.train_until_solved(config, protocol, config.task.length, writer=writer)
       runs = [result]
   except ConfigError as e:
     sys.exit(f"error: config.{e}")

@@ -1,7 +1,7 @@
 """experiments/reproduce.py's modules (tables, runner, render): paper data consistent with the
 tables' columns, the local presets build, a tiny table runs end to end (CSV, markdown with the
 paper's numbers, figures, "not available yet" rows, finished runs reused), and the protocol
-tables run the TPTT protocol (`tca_jax.curriculum`)."""
+tables run the TPTT protocol (`tca_jax.tptt_protocol`)."""
 
 import csv
 import json

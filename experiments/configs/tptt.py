@@ -29,7 +29,7 @@ import dataclasses
 from ml_collections import config_dict
 
 from experiments.configs import recipes
-from tca_jax import curriculum
+from tca_jax import tptt_protocol
 
 TASKS = {
     "temporal_order": "temporal_order",
@@ -72,9 +72,9 @@ def _make(task: str, variant: str):
     c.learner.p_g = 1.0
     c.train.learning_rate = alpha_f
 
-  # The protocol's constants: the paper's, as `curriculum.Protocol` defines them.
+  # The protocol's constants: the paper's, as `tptt_protocol.Protocol` defines them.
   c.protocol = config_dict.ConfigDict(
-      {"mode": "curriculum", **dataclasses.asdict(curriculum.Protocol())})
+      {"mode": "curriculum", **dataclasses.asdict(tptt_protocol.Protocol())})
   return c
 
 
