@@ -31,8 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-# Re-exported: learners and tests import them from here.
-from tca_jax.backend import per_backend, scan_unroll  # pylint: disable=unused-import
+from tca_jax import backend
 from tca_jax.registry import ConfigError
 from tca_jax.types import Batch
 
@@ -91,6 +90,11 @@ class Learner:
                 learning_rate: float) -> optax.GradientTransformation:
     """The optimizer for `(params, lparams)`; learners with parameter groups override this."""
     return make(learning_rate)
+
+
+# Backend choices live in tca_jax.backend; these names stay importable from here.
+per_backend = backend.per_backend
+scan_unroll = backend.scan_unroll
 
 
 def check_window_option(value, field: str, sequence_length: int):
