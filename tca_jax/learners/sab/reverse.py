@@ -55,27 +55,24 @@ def reverse(learner, model, params, entering: Entering, inputs, memory, keys, dm
   batch_size = inputs.shape[1]
   w1 = params["core"]["attn"]["W1"]
 
+  def step_loss(p, h, s, tgt, msk):
+    """The step's loss from its state h and summary s (zero for a replay)."""
+    if not with_loss:
+      return jnp.zeros((), h.dtype)
+    out = model.readout(p, jnp.concatenate([h, s], -1))
+    return jnp.sum(loss_fn(out, tgt, msk)) / batch_size
+
   def local(p, h_prev, c_prev, mem, ks, x, t, count, tgt, msk):
     h_hat, c = core.provisional(p["core"], h_prev, c_prev, x)
     s, _ = core.attend(p["core"], h_hat, mem, ks, count)
     h = h_hat + s
-    if with_loss:
-      out = model.readout(p, jnp.concatenate([h, s], -1))
-      loss = jnp.sum(loss_fn(out, tgt, msk)) / batch_size
-    else:
-      loss = jnp.zeros((), h.dtype)
-    return h, c, loss
+    return h, c, step_loss(p, h, s, tgt, msk)
 
   def head(p, h_hat, mem_sel, keys_sel, valid, tgt, msk):
     """Sparse attention on the gathered k+1 candidates, readout and loss."""
     s = core.candidate_summary(p["core"]["attn"], h_hat, mem_sel, keys_sel, valid)
     h = h_hat + s
-    if with_loss:
-      out = model.readout(p, jnp.concatenate([h, s], -1))
-      loss = jnp.sum(loss_fn(out, tgt, msk)) / batch_size
-    else:
-      loss = jnp.zeros((), h.dtype)
-    return h, loss
+    return h, step_loss(p, h, s, tgt, msk)
 
   rows = jnp.arange(batch_size)[:, None]
   lstm, lstm_params = core.lstm, params["core"]["lstm"]
