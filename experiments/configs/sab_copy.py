@@ -33,10 +33,10 @@ paper's Tables 3 and 5; Table 2 does not give k_att) and `learner.name=sab`:
 
 Add `--config.train.update_every=5` (= k_trunc) to any SAB preset for online SAB: parameters
 update after every truncation window and memories are replayed from the learner state (exact but
-slow: about 30-60x a TBPTT step, docs/PERFORMANCE.md).
+slow; its cost against TBPTT is measured in docs/PERFORMANCE.md).
 
 The transfer presets size the memory for the evaluation length, and every step scores all slots,
-so training them costs more than `t100` (about 40x more attention work for `transfer_eval5000`);
+so training them costs more than `t100` (`transfer_eval5000` scores 40x more slots per step);
 `--config.model.max_memories=24` trains at `t100`'s cost and evaluates with the first 24 memories.
 
 The same run from the generic copy config: `--config=experiments/configs/copy.py:sab_t100
