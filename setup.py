@@ -16,7 +16,6 @@ setuptools.setup(
     install_requires=[
         "jax>=0.4.30",
         "optax>=0.2.2",
-        "chex>=0.1.86",
         "absl-py>=2.0",
         "ml_collections>=0.1.1",
         "numpy>=1.26",
@@ -26,7 +25,7 @@ setuptools.setup(
     extras_require={
         # The dataset tests need TFDS (not TensorFlow): they read mock and self-written data; the
         # notebook test executes notebooks/quickstart.ipynb.
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "tensorflow-datasets>=4.9.10",
+        "test": ["pytest>=8", "chex>=0.1.86", "pytest-xdist>=3.5", "tensorflow-datasets>=4.9.10",
                  "importlib_resources", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
         # Reading prepared datasets (tfds.data_source over ArrayRecord) and building ptb_char /
         # text8 need no TensorFlow; building mnist, cifar10, tiny_shakespeare does ("data-build").

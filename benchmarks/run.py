@@ -28,7 +28,6 @@ import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
 from absl import logging
-import jax
 
 from benchmarks import common, jax_step, torch_ref
 from tca_jax import cells as cells_lib
@@ -38,9 +37,9 @@ from tca_jax.registry import ConfigError
 
 # Learners that learn online: they update after every step (`train.update_every = 1`), as the
 # DESIGN's online mode, and carry per-step influence information that grows fast with H.
-ONLINE = ("rtrl", "uoro", "kf_rtrl", "snap1", "snap2")
+ONLINE = ("rtrl", "uoro", "kf_rtrl", "snap1")
 # Forward-mode learners whose cost grows like H^3 or H^4: benchmarked at small sizes.
-EXPENSIVE = ("rtrl", "kf_rtrl", "snap2")
+EXPENSIVE = ("rtrl", "kf_rtrl")
 
 # Per-learner options and preferred cells, tried in order (the first cell that is registered).
 PRESETS: Dict[str, Dict[str, Any]] = {

@@ -28,7 +28,6 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from tca_jax import cells, learners, tasks, windows

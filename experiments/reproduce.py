@@ -15,12 +15,13 @@ import sys
 
 from absl import app, flags, logging
 
-from tca_jax import cli, reproduce
+from experiments import runner, tables
+from tca_jax import cli
 from tca_jax import workdir as workdir_lib
 from tca_jax.registry import ConfigError, error_line
 
-_TABLE = flags.DEFINE_string("table", None, f"One of: {', '.join(reproduce.TABLES)}.")
-_PRESET = flags.DEFINE_enum("preset", "local", list(reproduce.PRESETS),
+_TABLE = flags.DEFINE_string("table", None, f"One of: {', '.join(tables.TABLES)}.")
+_PRESET = flags.DEFINE_enum("preset", "local", list(tables.PRESETS),
                             "local: reduced CPU run; full: the paper's settings.")
 _OUT_DIR = flags.DEFINE_string("out_dir", "results",
                                 "Where the CSV, markdown, figures and runs go.")
@@ -32,7 +33,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
   try:
-    table = reproduce.get_table(_TABLE.value)
+    table = tables.get_table(_TABLE.value)
   except ValueError as e:
     sys.exit(f"error: {e}")
   if _PRESET.value == "local":
@@ -40,7 +41,7 @@ def main(argv):
   try:
     # One process per table in OUT_DIR (each run's workdir is owned by its trainer as well).
     with workdir_lib.owned(os.path.join(_OUT_DIR.value, table.name), "table reproduction"):
-      result = reproduce.run_table(table, _PRESET.value, _OUT_DIR.value)
+      result = runner.run_table(table, _PRESET.value, _OUT_DIR.value)
   except ConfigError as e:
     sys.exit(error_line(e))
   with open(result["md"], encoding="utf-8") as f:

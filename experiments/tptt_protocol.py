@@ -24,7 +24,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 import numpy as np
 
-from tca_jax import cli, curriculum, metrics_io, plotting
+from tca_jax import cli, metrics_io, plotting, tptt_protocol
 from tca_jax import config as config_lib
 from tca_jax import workdir as workdir_lib
 from tca_jax.registry import ConfigError, error_line
@@ -68,11 +68,11 @@ def _first_length(config, protocol, mode):
 
 def _run(config, workdir, mode):
   """Validates, takes the workdir, runs the protocol; returns (result, runs, fresh)."""
-  protocol = curriculum.protocol_from_config(config)
+  protocol = tptt_protocol.protocol_from_config(config)
   if mode not in ("curriculum", "generalisation", "single"):
     raise ConfigError(f"protocol.mode={mode!r} is not allowed; allowed: curriculum, "
                       "generalisation, single")
-  config_lib.build(curriculum.with_length(config, *_first_length(config, protocol, mode)))
+  config_lib.build(tptt_protocol.with_length(config, *_first_length(config, protocol, mode)))
   workdir_lib.check_writable(workdir)
   with workdir_lib.owned(workdir, "protocol"):
     same = workdir_lib.check_same_config(workdir, metrics_io.to_python(config.to_dict()))
@@ -89,13 +89,13 @@ def _run(config, workdir, mode):
     metrics_io.write_json(os.path.join(workdir, "config.json"), config.to_dict())
     writer = metrics_io.MetricsWriter(workdir)
     if mode == "curriculum":
-      result = curriculum.curriculum(config, protocol, writer)
+      result = tptt_protocol.curriculum(config, protocol, writer)
       runs = result["runs"]
     elif mode == "generalisation":
-      result = curriculum.generalisation(config, protocol, writer)
+      result = tptt_protocol.generalisation(config, protocol, writer)
       runs = [result]
     else:
-      result = curriculum.train_until_solved(config, protocol, config.task.length, writer=writer)
+      result = tptt_protocol.train_until_solved(config, protocol, config.task.length, writer=writer)
       runs = [result]
     learner = config.learner.name
     for run in runs:

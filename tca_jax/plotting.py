@@ -34,21 +34,6 @@ def plot_gradient_flow(records, path: str, title: str = ""):
   plt.close(fig)
 
 
-def plot_curves(xs, series: dict, path: str, xlabel: str = "step", ylabel: str = "",
-                title: str = "", logy: bool = False):
-  """Several named curves over the same x values."""
-  fig, ax = plt.subplots(figsize=(6, 4))
-  for name, ys in series.items():
-    (ax.semilogy if logy else ax.plot)(xs[:len(ys)], ys, label=name)
-  ax.set_xlabel(xlabel)
-  ax.set_ylabel(ylabel)
-  ax.set_title(title)
-  ax.legend(fontsize="small")
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-
-
 def plot_update_angle(records, path: str, key: str = "grad_cosine/core/W_hh", window: int = 10,
                       title: str = ""):
   """TPTT Fig. 5: the angle between a learner's `W_hh` update and BPTT's, over training.

@@ -65,12 +65,6 @@ class Registry:
     return factory(**options)
 
 
-def check(condition: bool, field: str, message: str):
-  """Raises `ConfigError` naming `field` unless `condition` holds."""
-  if not condition:
-    raise ConfigError(f"{field}: {message}")
-
-
 def check_choice(value, field: str, allowed):
   if value not in allowed:
     raise ConfigError(f"{field}={value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")

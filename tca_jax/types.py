@@ -1,16 +1,12 @@
-"""Shared type aliases and the `Batch` container."""
+"""The `Batch` container shared by tasks, learners and the trainer."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, NamedTuple
+from typing import NamedTuple
 
 import jax
 
 Array = jax.Array
-PRNGKey = jax.Array
-Params = Any  # a pytree of arrays
-State = Any  # a pytree of arrays with a leading batch axis
-Metrics = Dict[str, Array]
 
 
 class Batch(NamedTuple):

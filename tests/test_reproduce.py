@@ -1,6 +1,7 @@
-"""experiments/reproduce.py's library: paper data consistent with the tables' columns, the local
-presets build, and a tiny table runs end to end (CSV, markdown with the paper's numbers, figures,
-"not available yet" rows, finished runs reused)."""
+"""experiments/reproduce.py's modules (tables, runner, render): paper data consistent with the
+tables' columns, the local presets build, a tiny table runs end to end (CSV, markdown with the
+paper's numbers, figures, "not available yet" rows, finished runs reused), and the protocol
+tables run the TPTT protocol (`tca_jax.tptt_protocol`)."""
 
 import csv
 import json
@@ -8,8 +9,9 @@ import os
 
 import pytest
 
+from experiments import render, runner
+from experiments import tables as rp
 from tca_jax import config as config_lib
-from tca_jax import reproduce as rp
 from tca_jax.registry import ConfigError
 
 
@@ -80,7 +82,7 @@ def test_local_copy_rows_build():
   assert [s.label for s in settings] == ["T=10"]
   built = {}
   for row in rp.SAB_COPY.rows:
-    c = rp._config_for(row, settings[0], 0)  # pylint: disable=protected-access
+    c = rp.config_for(row, settings[0], 0)
     assert c.task.length == 10 and c.train.steps <= 500
     try:
       config_lib.build(c)
@@ -92,7 +94,7 @@ def test_local_copy_rows_build():
 
 
 def test_tiny_table_end_to_end(tmp_path):
-  result = rp.run_table(TINY, "local", str(tmp_path))
+  result = runner.run_table(TINY, "local", str(tmp_path))
   cells = result["cells"]
   ok = cells[("BPTT", "T=100")]
   assert ok.status == "ok" and len(ok.values["acc."]) == 2
@@ -117,41 +119,83 @@ def test_tiny_table_end_to_end(tmp_path):
   # A second call reads the finished runs back instead of training them again.
   metrics = os.path.join(ok.workdirs[0], "metrics.jsonl")
   before = open(metrics).read()
-  again = rp.run_table(TINY, "local", str(tmp_path))
+  again = runner.run_table(TINY, "local", str(tmp_path))
   assert open(metrics).read() == before
   assert again["cells"][("BPTT", "T=100")].values == ok.values
 
 
-def test_iters_kind_reports_the_first_solving_step(tmp_path):
-  table = rp.Table(name="tiny_iters", title="t", source="s",
-                   rows=(rp.Row("BPTT", "bptt", _bptt, {("T=100", "iterations"): 10}),),
-                   settings=lambda preset: [rp.Setting("T=100", "T=10", _tiny,
-                                                       (rp.Metric("iterations", "iters"),))],
-                   kind="iters")
-  # A finished run (its test record written) is read back, not trained: fake one.
-  seed0 = tmp_path / "seed0"
-  seed0.mkdir()
-  records = [{"step": 2, "split": "eval", "accuracy": 0.5},
-             {"step": 4, "split": "eval", "accuracy": 0.995},
-             {"step": 5, "split": "test", "accuracy": 0.99}]
-  (seed0 / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
-  cell = rp.run_cell(table, table.rows[0], table.settings("local")[0], "local", str(tmp_path))
-  assert cell.status == "ok" and cell.values == {"iterations": [4.0]} and not cell.detail
-  records[1]["accuracy"] = records[2]["accuracy"] = 0.9
-  (seed0 / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
-  cell = rp.run_cell(table, table.rows[0], table.settings("local")[0], "local", str(tmp_path))
-  assert cell.detail == "not solved in 5 iterations"
-  assert rp.format_cell(cell, table.settings("local")[0].metrics[0], 10) == (
-      "not solved in 5 iterations (10)")
+def _tiny_protocol(c):
+  c.learner.name = "bptt"
+  c.protocol = {"max_iters": 4, "validate_every": 2, "val_samples": 16, "val_batch_size": 8,
+                "target_error": 1e-4, "max_length": 20}
+
+
+def _protocol_table(kind, metric):
+  return rp.Table(name=f"tiny_{kind}", title="t", source="s", kind=kind,
+                  rows=(rp.Row("BPTT", "bptt", _tiny_protocol, {("T=100", metric.label): 10}),),
+                  settings=lambda preset: [rp.Setting("T=100", "T=10", _tiny, (metric,))])
+
+
+def test_iters_kind_runs_the_protocol(tmp_path):
+  table = _protocol_table("iters", rp.Metric("iterations", "iters"))
+  setting = table.settings("local")[0]
+  cell = runner.run_cell(table, table.rows[0], setting, "local", str(tmp_path))
+  # 4 iterations of an SRN(8) never reach no mistake in 16 temporal-order samples.
+  assert cell.status == "ok" and cell.detail == "not solved in 4 iterations", cell
+  saved = json.loads((tmp_path / "seed0" / "protocol.json").read_text())
+  assert saved["reason"] == "max_iters" and "history" not in saved
+  records = [json.loads(l) for l in (tmp_path / "seed0" / "metrics.jsonl").read_text().splitlines()]
+  assert [r["iteration"] for r in records] == [2, 4] and "val_error" in records[0]
+  assert render.format_cell(cell, setting.metrics[0], 10) == "not solved in 4 iterations (10)"
+
+  # A finished protocol run is read back, not run again: fake a solved one.
+  (tmp_path / "seed0" / "protocol.json").write_text(json.dumps(
+      {"solved": True, "iterations": 2, "reason": "solved", "stopped_at": 2}))
+  cell = runner.run_cell(table, table.rows[0], setting, "local", str(tmp_path))
+  assert cell.values == {"iterations": [2.0]} and not cell.detail
+
+
+def test_t_max_and_generalisation_kinds_read_the_protocol_results(tmp_path):
+  runs = [{"length": 10, "solved": True}, {"length": 20, "solved": False,
+                                            "reason": "radius", "stopped_at": 4}]
+  table = _protocol_table("t_max", rp.Metric("t_max", "t_max", 1.0, ".0f"))
+  (tmp_path / "seed0").mkdir()
+  (tmp_path / "seed0" / "protocol.json").write_text(json.dumps({"t_max": 10, "runs": runs}))
+  cell = runner.run_cell(table, table.rows[0], table.settings("local")[0], "local",
+                         str(tmp_path))
+  assert cell.values == {"t_max": [10.0]} and cell.detail == "failed at T=20"
+
+  table = _protocol_table("generalisation", rp.Metric("acc.", "accuracy", 100.0, ".2f"))
+  (tmp_path / "seed0" / "protocol.json").write_text(json.dumps(
+      {"solved": True, "test_accuracy": 0.5, "reason": "solved", "stopped_at": 2}))
+  cell = runner.run_cell(table, table.rows[0], table.settings("local")[0], "local",
+                         str(tmp_path))
+  assert cell.values == {"acc.": [50.0]} and not cell.detail
 
 
 def test_t_max_cells_say_where_the_curriculum_stopped():
   metric = rp.TPTT_TMAX.settings("local")[0].metrics[0]
-  failed = rp.Cell("ok", {"t_max": [20.0]}, [], "failed at T=30")
-  assert rp.format_cell(failed, metric, 120) == "20, failed at T=30 (120)"
-  capped = rp.Cell("ok", {"t_max": [20.0]}, [], "solved up to the largest T tried (20)")
-  assert rp.format_cell(capped, metric, 150) == ">= 20 (150)"
+  failed = runner.TableCell("ok", {"t_max": [20.0]}, [], "failed at T=30")
+  assert render.format_cell(failed, metric, 120) == "20, failed at T=30 (120)"
+  capped = runner.TableCell("ok", {"t_max": [20.0]}, [], "solved up to the largest T tried (20)")
+  assert render.format_cell(capped, metric, 150) == ">= 20 (150)"
   labels = [s.label for s in rp.TPTT_GENERALISATION.settings("local")]
   assert labels[0] == "temporal order (train T=10, test T=20)"
   assert [s.paper for s in rp.TPTT_GENERALISATION.settings("full")] == [
       "temporal order", "3-bit temporal order", "adding", "random permutation"]
+  # The protocol tables run the paper's protocol, with its constants in the full preset.
+  config = rp.config_for(rp.TPTT_TMAX.rows[1], rp.TPTT_TMAX.settings("full")[0], 0)
+  assert (config.learner.name, config.protocol.target_error, config.protocol.max_iters) == (
+      "tptt", 1e-4, 100_000)
+  local = rp.config_for(rp.TPTT_TMAX.rows[0], rp.TPTT_TMAX.settings("local")[0], 0)
+  assert (local.learner.name, local.protocol.max_length, local.protocol.max_iters) == (
+      "bptt", 20, 300)
+
+
+def test_no_library_module_imports_experiments():
+  root = os.path.join(os.path.dirname(__file__), os.pardir, "tca_jax")
+  for folder, _, files in os.walk(root):
+    for name in files:
+      if name.endswith(".py"):
+        text = open(os.path.join(folder, name), encoding="utf-8").read()
+        assert "import experiments" not in text and "from experiments" not in text, name

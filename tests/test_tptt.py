@@ -352,15 +352,15 @@ def _protocol_config(name="tptt", hidden=16):
 
 def test_protocol_runs_and_reports(tmp_path):
   """The paper's protocol on a tiny budget: the radius abort, the records, the config checks."""
-  from tca_jax import curriculum, metrics_io  # pylint: disable=g-import-not-at-top
+  from tca_jax import metrics_io, tptt_protocol  # pylint: disable=g-import-not-at-top
   c = _protocol_config(hidden=8)
   c.protocol.max_iters, c.protocol.validate_every = 40, 20
   c.protocol.val_samples, c.protocol.val_batch_size = 100, 100
   # A radius limit below the orthogonal start's radius (1) aborts at the first validation.
   c.protocol.max_radius, c.protocol.target_error = 0.5, 0.0
-  protocol = curriculum.protocol_from_config(c)
+  protocol = tptt_protocol.protocol_from_config(c)
   writer = metrics_io.MetricsWriter(str(tmp_path))
-  run = curriculum.train_until_solved(c, protocol, 10, writer=writer)
+  run = tptt_protocol.train_until_solved(c, protocol, 10, writer=writer)
   assert run["reason"] == "radius" and run["stopped_at"] == 20 and not run["solved"]
   assert run["iterations"] is None and len(run["history"]) == 1
   last = run["history"][-1]
@@ -370,17 +370,17 @@ def test_protocol_runs_and_reports(tmp_path):
 
   with pytest.raises(ConfigError, match="protocol.max_iters"):
     c.protocol.max_iters = 30
-    curriculum.protocol_from_config(c)
+    tptt_protocol.protocol_from_config(c)
 
 
 @pytest.mark.slow
 def test_tptt_solves_temporal_order_t10():
   """Learning: the paper's TPTT (SRN(100), its rates) reaches 0 errors in 10,000 at T=10."""
-  from tca_jax import curriculum  # pylint: disable=g-import-not-at-top
+  from tca_jax import tptt_protocol  # pylint: disable=g-import-not-at-top
   c = _protocol_config(hidden=100)
   c.protocol.max_iters = 2000
   c.protocol.validate_every = 100
   c.protocol.val_samples = 10_000
   c.protocol.val_batch_size = 1000
-  run = curriculum.train_until_solved(c, curriculum.protocol_from_config(c), 10)
+  run = tptt_protocol.train_until_solved(c, tptt_protocol.protocol_from_config(c), 10)
   assert run["solved"], run["history"][-1]

@@ -1,5 +1,6 @@
 """Shared settings of the real-dataset configs (see docs/DATASETS.md for preparing the data)."""
 
+from experiments.configs import recipes
 from tca_jax.config import default_config
 
 
@@ -35,11 +36,15 @@ def image_config(name: str, length: int, hidden: int, batch: int, lr: float, ste
   return _reader_config(name, length, hidden, batch, lr, steps, eval_batch_size=500)
 
 
-def apply_learner_preset(c, preset: str, presets: dict):
-  """Sets the learner fields of `presets[preset]` on `c` (a ValueError lists the presets)."""
+# "quick" presets: smoke tests of a few hundred steps, not paper numbers.
+LM_QUICK = {"model.hidden_size": 128, "train.steps": 300, "train.eval_every": 100,
+            "train.log_every": 50}
+IMAGE_QUICK = {"train.steps": 2000, "train.eval_every": 500, "train.eval_batches": 2,
+               "train.test_batches": 4}
+
+
+def apply_preset(c, preset: str, presets: dict):
+  """Sets the fields of `presets[preset]` on `c` (a ValueError lists the presets)."""
   if preset not in presets:
     raise ValueError(f"preset {preset!r}; allowed: {', '.join(presets)}")
-  for field, value in presets[preset].items():
-    section, key = field.split(".")
-    c[section][key] = value
-  return c
+  return recipes.override(c, presets[preset])

@@ -9,11 +9,11 @@ lr 0.001; Table 1: BPTT reached t_max = 90). `accuracy` is the fraction of sampl
 error below 0.04.
 """
 
-from experiments.configs import _presets
+from experiments.configs import recipes
 
 
 def get_config(preset: str = "quick"):
-  return _presets.choose("adding", preset, {
-      "quick": lambda: _presets.quick_lstm("adding", 50, 2000),
-      "pascanu": lambda: _presets.paper_srn("adding_pascanu", 1e-3),
+  return recipes.choose("adding", preset, {
+      "quick": lambda: recipes.quick_lstm("adding", 50, 2000),
+      "pascanu": lambda: recipes.paper_srn("adding_pascanu", 1e-3),
   })

@@ -11,23 +11,18 @@ held out for validation). Test accuracy targeted (SAB Table 5): full BPTT 58.3%,
 Presets: "bptt" (default), "tbptt300", "sab" (needs the SAB learner), "quick" (1000 steps).
 """
 
-from experiments.configs._data import apply_learner_preset, image_config
+from experiments.configs._data import IMAGE_QUICK, apply_preset, image_config
 
 PRESETS = {
     "bptt": {},
     "tbptt300": {"learner.name": "tbptt", "learner.truncation": 300},
     "sab": {"model.cell": "sab_lstm", "model.k_top": 10, "model.k_att": 16,
             "learner.name": "sab", "learner.k_trunc": 16},
-    "quick": {},
+    "quick": {**IMAGE_QUICK, "train.steps": 1000},
 }
 
 
 def get_config(preset: str = "bptt"):
   c = image_config("cifar10", length=1024, hidden=128, batch=32, lr=1e-3, steps=140_700)
-  apply_learner_preset(c, preset, PRESETS)
-  if preset == "quick":
-    c.train.steps = 1000
-    c.train.eval_every = 500
-    c.train.eval_batches = 2
-    c.train.test_batches = 4
+  apply_preset(c, preset, PRESETS)
   return c

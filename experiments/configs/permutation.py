@@ -6,11 +6,11 @@ Presets: "quick" (default: T=20, LSTM(64) + BPTT with Adam) and "paper_bptt" (SR
 Table 1: BPTT reached t_max = 70).
 """
 
-from experiments.configs import _presets
+from experiments.configs import recipes
 
 
 def get_config(preset: str = "quick"):
-  return _presets.choose("permutation", preset, {
-      "quick": lambda: _presets.quick_lstm("permutation", 20, 1000),
-      "paper_bptt": lambda: _presets.paper_srn("permutation", 0.01),
+  return recipes.choose("permutation", preset, {
+      "quick": lambda: recipes.quick_lstm("permutation", 20, 1000),
+      "paper_bptt": lambda: recipes.paper_srn("permutation", 0.01),
   })

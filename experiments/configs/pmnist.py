@@ -12,23 +12,18 @@ Presets: "bptt" (default), "sab" (k_trunc=20, k_top=10, k_att=20; needs the SAB 
 "quick" (2000 training steps, a smoke test).
 """
 
-from experiments.configs._data import apply_learner_preset, image_config
+from experiments.configs._data import IMAGE_QUICK, apply_preset, image_config
 
 PRESETS = {
     "bptt": {},
     "sab": {"model.cell": "sab_lstm", "model.k_top": 10, "model.k_att": 20,
             "learner.name": "sab", "learner.k_trunc": 20},
-    "quick": {},
+    "quick": IMAGE_QUICK,
 }
 
 
 def get_config(preset: str = "bptt"):
   c = image_config("pmnist", length=784, hidden=128, batch=32, lr=1e-3, steps=172_000)
   c.task.permutation_seed = 0
-  apply_learner_preset(c, preset, PRESETS)
-  if preset == "quick":
-    c.train.steps = 2000
-    c.train.eval_every = 500
-    c.train.eval_batches = 2
-    c.train.test_batches = 4
+  apply_preset(c, preset, PRESETS)
   return c

@@ -15,7 +15,7 @@ update per batch of sequences), "sab" (needs the SAB learner), "quick" (LSTM(128
 smoke test, not a paper number).
 """
 
-from experiments.configs._data import apply_learner_preset, lm_config
+from experiments.configs._data import LM_QUICK, apply_preset, lm_config
 
 PRESETS = {
     "bptt": {},
@@ -24,16 +24,11 @@ PRESETS = {
     "tbptt20": {"learner.name": "tbptt", "learner.truncation": 20},
     "sab": {"model.cell": "sab_lstm", "model.k_top": 10, "model.k_att": 20,
             "learner.name": "sab", "learner.k_trunc": 20},
-    "quick": {},
+    "quick": LM_QUICK,
 }
 
 
 def get_config(preset: str = "bptt"):
   c = lm_config("ptb_char", length=100, hidden=1000, batch=32, lr=2e-3, steps=156_300)
-  apply_learner_preset(c, preset, PRESETS)
-  if preset == "quick":
-    c.model.hidden_size = 128
-    c.train.steps = 300
-    c.train.eval_every = 100
-    c.train.log_every = 50
+  apply_preset(c, preset, PRESETS)
   return c

@@ -33,10 +33,10 @@ paper's Tables 3 and 5; Table 2 does not give k_att) and `learner.name=sab`:
 
 Add `--config.train.update_every=5` (= k_trunc) to any SAB preset for online SAB: parameters
 update after every truncation window and memories are replayed from the learner state (exact but
-slow: about 30-60x a TBPTT step, docs/PERFORMANCE.md).
+slow; its cost against TBPTT is measured in docs/PERFORMANCE.md).
 
 The transfer presets size the memory for the evaluation length, and every step scores all slots,
-so training them costs more than `t100` (about 40x more attention work for `transfer_eval5000`);
+so training them costs more than `t100` (`transfer_eval5000` scores 40x more slots per step);
 `--config.model.max_memories=24` trains at `t100`'s cost and evaluates with the first 24 memories.
 
 The same run from the generic copy config: `--config=experiments/configs/copy.py:sab_t100
@@ -44,125 +44,70 @@ The same run from the generic copy config: `--config=experiments/configs/copy.py
 --config.model.max_memories=24 --config.learner.name=sab --config.learner.k_trunc=5`.
 """
 
-import math
 
-from tca_jax.config import default_config
+from experiments.configs import recipes
 
-_TABLE2 = {"t100": 100, "t200": 200, "t300": 300}
-
-
-def _sab(c, k_trunc, k_top, length, mental_updates=True, eval_length=None):
-  c.model.cell = "sab_lstm"
-  c.model.k_top = k_top
-  c.model.k_att = k_trunc
-  c.model.max_memories = math.ceil(_steps(c.task.name, eval_length or length) / k_trunc)
-  c.learner.name = "sab"
-  c.learner.k_trunc = k_trunc
-  c.learner.mental_updates = mental_updates
+SMALL = {"task.length": 20, "model.hidden_size": 64, "train.steps": 3000,
+         "train.learning_rate": 3e-3, "train.eval_every": 500, "train.log_every": 50}
+CPU_T100 = {"task.length": 100, "train.steps": 30_000, "train.learning_rate": 3e-3,
+            "train.log_every": 500}
+T100, T200, T300, T400 = ({"task.length": t} for t in (100, 200, 300, 400))
+ADDING = {"task.name": "adding"}
+TBPTT5 = recipes.lstm_tbptt(5)
 
 
-def _steps(task, length):
-  return length + 20 if task == "copy" else length
+def _transfer(eval_length: int) -> dict:
+  return {"task.length": 100, "task.eval_length": eval_length,
+          "train.eval_batch_size": 64 if eval_length >= 2000 else 256}
 
 
-def _baseline(c, kind, length, eval_length=None):
-  if kind == "attn":
-    c.model.cell = "attn_lstm"
-    c.model.max_memories = _steps(c.task.name, eval_length or length)
-    c.learner.name = "bptt"
-  elif kind == "bptt":
-    c.model.cell = "lstm"
-    c.learner.name = "bptt"
-  else:  # "tbptt5"
-    c.model.cell = "lstm"
-    c.learner.name = "tbptt"
-    c.learner.truncation = 5
+# preset -> (config overrides on the SAB paper's copy setup, the method).
+PRESETS = {
+    "small": (SMALL, recipes.sab(5, 5)),
+    "small_tbptt5": (SMALL, TBPTT5),
+    "cpu_t100": (CPU_T100, recipes.sab(5, 10, k_att=5)),
+    "cpu_t100_tbptt5": (CPU_T100, TBPTT5),
+    # Table 2 (copy)
+    "t100": (T100, recipes.sab(5, 5)),
+    "t200": (T200, recipes.sab(5, 5)),
+    "t300": (T300, recipes.sab(5, 5)),
+    "t100_k1_k5": (T100, recipes.sab(1, 5)),
+    "t100_k10_k10": (T100, recipes.sab(10, 10)),
+    "t200_k10_k10": (T200, recipes.sab(10, 10)),
+    "tbptt5_t100": (T100, TBPTT5),
+    "tbptt5_t200": (T200, TBPTT5),
+    "tbptt5_t300": (T300, TBPTT5),
+    "bptt_t100": (T100, recipes.lstm_bptt),
+    "bptt_t200": (T200, recipes.lstm_bptt),
+    "bptt_t300": (T300, recipes.lstm_bptt),
+    "attn_t100": (T100, recipes.attn_bptt),
+    "attn_t200": (T200, recipes.attn_bptt),
+    "attn_t300": (T300, recipes.attn_bptt),
+    # Table 3 (adding)
+    "adding_t200": ({**ADDING, **T200}, recipes.sab(5, 5)),
+    "adding_t200_k10_k10": ({**ADDING, **T200}, recipes.sab(10, 10)),
+    "adding_t400": ({**ADDING, **T400}, recipes.sab(5, 10)),
+    "adding_t400_k10_k10": ({**ADDING, **T400}, recipes.sab(10, 10)),
+    "adding_nomu_k1": ({**ADDING, **T200}, recipes.sab(1, 1, mental_updates=False)),
+    # Table 4 (ablations)
+    "nomu_k1": (T100, recipes.sab(1, 1, mental_updates=False)),
+    "nomu_k5": (T100, recipes.sab(5, 5, mental_updates=False)),
+    "nomu_k10": (T100, recipes.sab(10, 10, mental_updates=False)),
+    "dense_k5": (T100, recipes.sab(5, 0)),
+    # Table 6 (transfer)
+    **{f"transfer_eval{t}": (_transfer(t), recipes.sab(5, 5)) for t in (200, 300, 400, 2000, 5000)},
+    **{f"transfer_bptt_eval{t}": (_transfer(t), recipes.lstm_bptt)
+       for t in (200, 300, 400, 2000, 5000)},
+    **{f"transfer_attn_eval{t}": (_transfer(t), recipes.attn_bptt)
+       for t in (200, 300, 400, 2000, 5000)},
+}
 
 
 def get_config(preset: str = "small"):
   """Returns the config of `preset` (see the module docstring)."""
-  c = default_config()
-  c.task.name = "copy"
-  c.model.hidden_size = 128
-  c.train.optimizer = "adam"
-  c.train.batch_size = 32
-  c.train.learning_rate = 1e-3
-  c.train.steps = 100_000
-  c.train.eval_every = 1000
-  c.train.log_every = 100
-
-  if preset in ("small", "small_tbptt5"):
-    c.task.length = 20
-    c.model.hidden_size = 64
-    c.train.steps = 3000
-    c.train.learning_rate = 3e-3
-    c.train.eval_every = 500
-    c.train.log_every = 50
-    if preset == "small":
-      _sab(c, 5, 5, 20)
-    else:
-      _baseline(c, "tbptt5", 20)
+  def make():
+    overrides, method = PRESETS[preset]
+    c = recipes.override(recipes.sab_paper("copy", 100), overrides)
+    method(c)
     return c
-
-  if preset in ("cpu_t100", "cpu_t100_tbptt5"):
-    c.task.length = 100
-    c.train.steps = 30_000
-    c.train.learning_rate = 3e-3
-    c.train.log_every = 500
-    if preset == "cpu_t100":
-      _sab(c, 5, 10, 100)
-      c.model.k_att = 5
-    else:
-      _baseline(c, "tbptt5", 100)
-    return c
-
-  name = preset
-  if name in _TABLE2:
-    c.task.length = _TABLE2[name]
-    _sab(c, 5, 5, c.task.length)
-  elif name == "t100_k1_k5":
-    c.task.length = 100
-    _sab(c, 1, 5, 100)
-  elif name in ("t100_k10_k10", "t200_k10_k10"):
-    c.task.length = int(name[1:4])
-    _sab(c, 10, 10, c.task.length)
-  elif name.split("_")[0] in ("tbptt5", "bptt", "attn") and name.split("_")[1] in _TABLE2:
-    kind, t = name.split("_")
-    c.task.length = _TABLE2[t]
-    _baseline(c, kind, c.task.length)
-  elif name.startswith("adding_"):
-    c.task.name = "adding"
-    rows = {"adding_t200": (200, 5, 5, True), "adding_t200_k10_k10": (200, 10, 10, True),
-            "adding_t400": (400, 5, 10, True), "adding_t400_k10_k10": (400, 10, 10, True),
-            "adding_nomu_k1": (200, 1, 1, False)}
-    if name not in rows:
-      raise ValueError(f"sab_copy preset {preset!r}; adding presets: {', '.join(rows)}")
-    length, k_trunc, k_top, mu = rows[name]
-    c.task.length = length
-    _sab(c, k_trunc, k_top, length, mental_updates=mu)
-  elif name in ("nomu_k1", "nomu_k5", "nomu_k10", "dense_k5"):
-    c.task.length = 100
-    k = int(name.split("_k")[1])
-    if name == "dense_k5":
-      _sab(c, 5, 0, 100)
-    else:
-      _sab(c, k, k, 100, mental_updates=False)
-  elif name.startswith("transfer_"):
-    parts = name.split("_")
-    eval_length = int(parts[-1][len("eval"):])
-    c.task.length = 100
-    c.task.eval_length = eval_length
-    c.train.eval_batch_size = 64 if eval_length >= 2000 else 256
-    if len(parts) == 2:
-      _sab(c, 5, 5, 100, eval_length=eval_length)
-    elif parts[1] in ("bptt", "attn"):
-      _baseline(c, parts[1], 100, eval_length=eval_length)
-    else:
-      raise ValueError(f"sab_copy preset {preset!r}: transfer_evalN, transfer_bptt_evalN or "
-                       "transfer_attn_evalN")
-  else:
-    raise ValueError(
-        f"sab_copy preset {preset!r} is unknown; see experiments/configs/sab_copy.py's docstring "
-        "(small, small_tbptt5, t100, t200, t300, tbptt5_t100, bptt_t100, attn_t100, adding_t200, "
-        "nomu_k5, dense_k5, transfer_eval300, ...)")
-  return c
+  return recipes.choose("sab_copy", preset, {name: make for name in PRESETS})

@@ -13,7 +13,7 @@ defaults for momentum and clipping; the paper tuned BPTT's lr on a grid), "lstm"
 BPTT and Adam 1e-3), "quick" (tptt for 2000 steps, a smoke test).
 """
 
-from experiments.configs._data import apply_learner_preset, image_config
+from experiments.configs._data import IMAGE_QUICK, apply_preset, image_config
 
 PRESETS = {
     "tptt": {"learner.name": "tptt", "learner.alpha_i": 1e-7, "learner.alpha_f": 1e-2,
@@ -22,7 +22,8 @@ PRESETS = {
     "lstm": {"model.cell": "lstm", "model.activation": None, "train.optimizer": "adam",
              "train.learning_rate": 1e-3},
     "quick": {"learner.name": "tptt", "learner.alpha_i": 1e-7, "learner.alpha_f": 1e-2,
-              "learner.alpha_g": 1e-8, "train.optimizer": "sgd", "train.learning_rate": 1e-2},
+              "learner.alpha_g": 1e-8, "train.optimizer": "sgd", "train.learning_rate": 1e-2,
+              **IMAGE_QUICK},
 }
 
 
@@ -31,10 +32,5 @@ def get_config(preset: str = "tptt"):
   c.model.cell = "srn"
   c.model.activation = "tanh"
   c.model.recurrent_init = "orthogonal"
-  apply_learner_preset(c, preset, PRESETS)
-  if preset == "quick":
-    c.train.steps = 2000
-    c.train.eval_every = 500
-    c.train.eval_batches = 2
-    c.train.test_batches = 4
+  apply_preset(c, preset, PRESETS)
   return c

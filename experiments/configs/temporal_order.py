@@ -9,11 +9,11 @@ and "paper_bptt" (the TPTT paper's BPTT baseline, SRN(100), lr 1e-5; Table 1: BP
 t_max = 120 within 100,000 iterations).
 """
 
-from experiments.configs import _presets
+from experiments.configs import recipes
 
 
 def get_config(preset: str = "quick"):
-  return _presets.choose("temporal_order", preset, {
-      "quick": lambda: _presets.quick_lstm("temporal_order", 20, 2000),
-      "paper_bptt": lambda: _presets.paper_srn("temporal_order", 1e-5),
+  return recipes.choose("temporal_order", preset, {
+      "quick": lambda: recipes.quick_lstm("temporal_order", 20, 2000),
+      "paper_bptt": lambda: recipes.paper_srn("temporal_order", 1e-5),
   })

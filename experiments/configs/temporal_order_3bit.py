@@ -8,11 +8,11 @@ Presets: "quick" (default: T=20, LSTM(64) + BPTT with Adam) and "paper_bptt" (SR
 Table 1: BPTT reached t_max = 70).
 """
 
-from experiments.configs import _presets
+from experiments.configs import recipes
 
 
 def get_config(preset: str = "quick"):
-  return _presets.choose("temporal_order_3bit", preset, {
-      "quick": lambda: _presets.quick_lstm("temporal_order_3bit", 20, 2000),
-      "paper_bptt": lambda: _presets.paper_srn("temporal_order_3bit", 1e-5),
+  return recipes.choose("temporal_order_3bit", preset, {
+      "quick": lambda: recipes.quick_lstm("temporal_order_3bit", 20, 2000),
+      "paper_bptt": lambda: recipes.paper_srn("temporal_order_3bit", 1e-5),
   })

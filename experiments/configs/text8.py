@@ -11,25 +11,18 @@ text8; this uses PTB's Adam 0.002. Test BPC targeted (SAB Table 3): full BPTT 1.
 Presets: "bptt" (default), "tbptt5", "sab", "quick" (LSTM(128), 300 steps: a smoke test).
 """
 
-from experiments.configs._data import apply_learner_preset, lm_config
+from experiments.configs._data import LM_QUICK, apply_preset, lm_config
 
 PRESETS = {
     "bptt": {},
     "tbptt5": {"learner.name": "tbptt", "learner.truncation": 5},
     "sab": {"model.cell": "sab_lstm", "model.k_top": 10, "model.k_att": 20,
             "learner.name": "sab", "learner.k_trunc": 20},
-    "quick": {},
+    "quick": {**LM_QUICK, "train.eval_batches": 20, "train.test_batches": 20},
 }
 
 
 def get_config(preset: str = "bptt"):
   c = lm_config("text8", length=180, hidden=1000, batch=64, lr=2e-3, steps=234_400)
-  apply_learner_preset(c, preset, PRESETS)
-  if preset == "quick":
-    c.model.hidden_size = 128
-    c.train.steps = 300
-    c.train.eval_every = 100
-    c.train.log_every = 50
-    c.train.eval_batches = 20
-    c.train.test_batches = 20
+  apply_preset(c, preset, PRESETS)
   return c

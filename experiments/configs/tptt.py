@@ -24,9 +24,12 @@ behind the paper's t_max (Table 1: TPTT / BPTT; Table A2 and the Table A3 common
 per T), "generalisation" (train T=100, test T=200, Table 4) or "single" (one T = task.length).
 """
 
+import dataclasses
+
 from ml_collections import config_dict
 
-from tca_jax.config import default_config
+from experiments.configs import recipes
+from tca_jax import tptt_protocol
 
 TASKS = {
     "temporal_order": "temporal_order",
@@ -47,36 +50,18 @@ HX_LR = {"temporal_order": (0.1, 0.01, 0.01), "temporal_order_3bit": (0.1, 0.2, 
          "adding": (0.02, 0.01, 0.05), "permutation": (0.1, 0.2, 0.01)}
 
 
-def get_config(preset: str = "temporal_order"):
-  task, variant = preset, "tptt"
-  for suffix in ("_bptt", "_hx", "_fast"):
-    if preset.endswith(suffix):
-      task, variant = preset[:-len(suffix)], suffix[1:]
-  if task not in TASKS:
-    allowed = [t + s for t in TASKS for s in ("", "_bptt", "_hx", "_fast")]
-    raise ValueError(f"tptt config preset {preset!r}; allowed: {', '.join(allowed)}")
+VARIANTS = {"": "tptt", "_bptt": "bptt", "_hx": "hx", "_fast": "fast"}
+# preset -> (task, variant): "temporal_order", "temporal_order_bptt", ..., "permutation_fast".
+PRESETS = {task + suffix: (task, variant) for task in TASKS for suffix, variant in VARIANTS.items()}
 
-  c = default_config()
-  c.task.name = TASKS[task]
-  c.task.length = 10
-  c.model.cell = "srn"
-  c.model.hidden_size = 100
-  c.model.activation = "tanh"
-  c.model.recurrent_init = "orthogonal"
-  c.train.optimizer = "sgd"
-  c.train.momentum = 0.9
-  c.train.nesterov = True
-  c.train.clip_norm = 0.0
-  c.train.batch_size = 20
-  c.train.steps = 100_000
+
+def _make(task: str, variant: str):
+  c = recipes.tptt_srn(TASKS[task], BPTT_LR[task])
   c.train.log_every = 100
   c.train.eval_every = 1000
   c.train.eval_batches = 10
   c.train.eval_batch_size = 1000
-  if variant == "bptt":
-    c.learner.name = "bptt"
-    c.train.learning_rate = BPTT_LR[task]
-  else:
+  if variant != "bptt":
     c.learner.name = "tptt_hx" if variant == "hx" else "tptt"
     table = {"tptt": TPTT_LR, "fast": TPTT_FAST_LR, "hx": HX_LR}[variant]
     alpha_i, alpha_f, alpha_g = table[task]
@@ -87,18 +72,12 @@ def get_config(preset: str = "temporal_order"):
     c.learner.p_g = 1.0
     c.train.learning_rate = alpha_f
 
-  c.protocol = config_dict.ConfigDict()
-  c.protocol.mode = "curriculum"
-  c.protocol.max_iters = 100_000
-  c.protocol.validate_every = 100
-  c.protocol.val_samples = 10_000
-  c.protocol.val_batch_size = 1000
-  c.protocol.target_error = 1e-4
-  c.protocol.max_radius = 20.0
-  c.protocol.start_length = 10
-  c.protocol.length_step = 10
-  c.protocol.max_length = 0
-  c.protocol.train_length = 100
-  c.protocol.test_length = 200
-  c.protocol.init_std = 0.1
+  # The protocol's constants: the paper's, as `tptt_protocol.Protocol` defines them.
+  c.protocol = config_dict.ConfigDict(
+      {"mode": "curriculum", **dataclasses.asdict(tptt_protocol.Protocol())})
   return c
+
+
+def get_config(preset: str = "temporal_order"):
+  return recipes.choose("tptt", preset,
+                        {name: (lambda tv=tv: _make(*tv)) for name, tv in PRESETS.items()})

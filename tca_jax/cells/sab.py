@@ -34,30 +34,16 @@ integers exactly up to 2^24 steps in float32.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
+from tca_jax.backend import only_where  # pylint: disable=unused-import
 from tca_jax.cells import initializers
 from tca_jax.cells.lstm import LSTM, LSTMState
 from tca_jax.ops import sparse_attention
 from tca_jax.registry import ConfigError, check_choice, check_positive
-
-
-def only_where(pred, fn: Callable[[], jax.Array], otherwise: jax.Array) -> jax.Array:
-  """`fn()` if the scalar `pred` holds, else `otherwise`; `fn` runs only when needed on the CPU.
-
-  On the CPU a `lax.cond` skips `fn`'s work on the steps that do not need it (the SAB step at
-  T=300 ran 6% faster than with a select). On a GPU or TPU a conditional inside a scan costs
-  kernels of its own at every step, more than a small `fn`: there it is a select, `fn` running
-  at every step (the SAB step at T=300 on an H100: 27.8 ms with conds, 20.3 ms with selects;
-  docs/PERFORMANCE.md). Decided at trace time from the default backend. (Under `vmap` with a
-  batched `pred` a cond becomes a select anyway.)
-  """
-  if jax.default_backend() == "cpu":
-    return jax.lax.cond(pred, fn, lambda: otherwise)
-  return jnp.where(pred, fn(), otherwise)
 
 
 class SABState(NamedTuple):

@@ -25,12 +25,13 @@ optimizer after each call; `accumulate` runs the windows at fixed parameters and
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar, Dict, NamedTuple, Optional
+from typing import Any, Callable, ClassVar, Dict, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from tca_jax import backend
 from tca_jax.registry import ConfigError
 from tca_jax.types import Batch
 
@@ -96,28 +97,9 @@ class Learner:
     return make(learning_rate)
 
 
-def scan_unroll(unroll: Optional[int]) -> int:
-  """The `lax.scan` unroll factor for a learner's `unroll` option; None picks one per backend.
-
-  On a GPU each loop iteration costs kernel launches, and unrolling 8 steps made the BPTT LSTM
-  step (T=100, H=128, batch 32) 1.9x faster on an H100; on the CPU unrolling was slower
-  (docs/PERFORMANCE.md). Decided at trace time from the default backend, never inside the
-  computation.
-  """
-  return per_backend(unroll, "learner.unroll", cpu=1, accelerator=8)
-
-
-def per_backend(value: Optional[int], field: str, cpu: int, accelerator: int) -> int:
-  """A positive-int option whose unset value (None) depends on the backend.
-
-  Returns `value` if set (an integer >= 1, else a `ConfigError` naming `field`), otherwise `cpu`
-  on the CPU and `accelerator` on a GPU or TPU. Decided at trace time from the default backend.
-  """
-  if value is not None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-      raise ConfigError(f"{field}={value!r} must be an integer >= 1 (or unset)")
-    return value
-  return cpu if jax.default_backend() == "cpu" else accelerator
+# Backend choices live in tca_jax.backend; these names stay importable from here.
+per_backend = backend.per_backend
+scan_unroll = backend.scan_unroll
 
 
 def check_window_option(value, field: str, sequence_length: int):

@@ -19,7 +19,8 @@ from typing import ClassVar, Optional
 
 import jax
 
-from tca_jax.learners.base import (Aux, CarriedState, Learner, check_window_option, scan_unroll,
+from tca_jax.backend import scan_unroll
+from tca_jax.learners.base import (Aux, CarriedState, Learner, check_window_option,
                                     window_loss)
 
 

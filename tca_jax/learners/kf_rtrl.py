@@ -25,7 +25,7 @@ factors are kept per example with their own signs and the batch update is their 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 from jax.flatten_util import ravel_pytree
