@@ -58,6 +58,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.max_memories = placeholder(int)  # memory slots; size as ceil(T_seq / k_att)
   c.model.attention_size = placeholder(int)
   c.model.sparsify = placeholder(str)  # "paper" | "release"
+  c.model.alpha = placeholder(float)  # leaky_srn: leak rate dt/tau in (0, 1]; 1 = srn
+  c.model.spectral_radius = placeholder(float)  # esn: rho of the fixed W_hh
 
   c.learner = ml_collections.ConfigDict()
   c.learner.name = "bptt"
@@ -77,6 +79,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.learner.p_g = placeholder(float)  # tptt, tptt_hx: G-phase probability (sec. 3.1.3)
   c.learner.experimental = placeholder(bool)  # tptt, tptt_hx: allow lstm/gru (experimental)
   c.learner.log_local_losses = placeholder(bool)  # tptt, tptt_hx: per-step local losses
+  c.learner.feedback = placeholder(str)  # rflo, eprop: "symmetric" (readout^T) | "random"
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 1000

@@ -2,6 +2,7 @@
 
 from tca_jax.learners.base import Aux, CarriedState, Learner, window_loss
 from tca_jax.learners.bptt import BPTT, TBPTT
+from tca_jax.learners.eligibility import EProp, RFLO
 from tca_jax.learners.sab import SAB
 from tca_jax.learners.kf_rtrl import KFRTRL
 from tca_jax.learners.rtrl import RTRL
@@ -18,10 +19,12 @@ for _cls in (RTRL, UORO, KFRTRL, SnAp1):  # forward-mode online learners
   REGISTRY.register(_cls.NAME)(_cls)
 REGISTRY.register(TPTT.NAME)(TPTT)
 REGISTRY.register(TPTTHx.NAME)(TPTTHx)
+for _cls in (RFLO, EProp):  # eligibility-trace rules
+  REGISTRY.register(_cls.NAME)(_cls)
 
 get = REGISTRY.get
 names = REGISTRY.names
 register = REGISTRY.register
 
 __all__ = ["Aux", "CarriedState", "Learner", "BPTT", "TBPTT", "RTRL", "UORO", "KFRTRL", "SnAp1",
-           "SAB", "TPTT", "TPTTHx", "get", "names", "register", "window_loss"]
+           "SAB", "TPTT", "TPTTHx", "RFLO", "EProp", "get", "names", "register", "window_loss"]
