@@ -60,6 +60,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.sparsify = placeholder(str)  # "paper" | "release"
   c.model.alpha = placeholder(float)  # leaky_srn: leak rate dt/tau in (0, 1]; 1 = srn
   c.model.spectral_radius = placeholder(float)  # esn: rho of the fixed W_hh
+  c.model.num_layers = placeholder(int)  # lru: stacked layers (LRU + mixing MLP)
+  c.model.r_min = placeholder(float)  # lru: initial |lambda| ring [r_min, r_max]
+  c.model.r_max = placeholder(float)
+  c.model.max_phase = placeholder(float)  # lru: initial phases U[0, max_phase]
 
   c.learner = ml_collections.ConfigDict()
   c.learner.name = "bptt"

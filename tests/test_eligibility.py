@@ -146,3 +146,21 @@ def test_unsupported_cells_are_config_errors():
   c.model.cell, c.learner.name, c.learner.feedback = "srn", "eprop", "transpose"
   with pytest.raises(ConfigError, match="learner.feedback"):
     config_lib.build(c)
+
+
+def _temporal_order(tmp_path, name, cell, **learner):
+  from experiments.configs import online  # pylint: disable=g-import-not-at-top
+  from tca_jax import train  # pylint: disable=g-import-not-at-top
+  c = online.get_config("rtrl")  # temporal order T=10, SRN(32), update_every=1, 300 steps
+  c.learner.name, c.model.cell = name, cell
+  for k, v in learner.items():
+    c.learner[k] = v
+  c.train.eval_every, c.train.log_every, c.train.test_batches = 0, 1000, 2
+  return train.train_and_evaluate(c, str(tmp_path / f"{name}_{cell}"))["accuracy"]
+
+
+def test_eligibility_rules_learn_temporal_order_online(tmp_path):
+  # Measured: e-prop (SRN) 1.0, RFLO (leaky SRN, random feedback) 1.0, TBPTT(1) 0.71.
+  assert _temporal_order(tmp_path, "eprop", "srn") >= 0.95
+  assert _temporal_order(tmp_path, "rflo", "leaky_srn", feedback="random") >= 0.95
+  assert _temporal_order(tmp_path, "tbptt", "srn", truncation=1) < 0.9

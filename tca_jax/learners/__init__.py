@@ -5,6 +5,7 @@ from tca_jax.learners.bptt import BPTT, TBPTT
 from tca_jax.learners.eligibility import EProp, RFLO
 from tca_jax.learners.sab import SAB
 from tca_jax.learners.kf_rtrl import KFRTRL
+from tca_jax.learners.online_diag import OnlineDiag
 from tca_jax.learners.rtrl import RTRL
 from tca_jax.learners.snap1 import SnAp1
 from tca_jax.learners.uoro import UORO
@@ -19,7 +20,7 @@ for _cls in (RTRL, UORO, KFRTRL, SnAp1):  # forward-mode online learners
   REGISTRY.register(_cls.NAME)(_cls)
 REGISTRY.register(TPTT.NAME)(TPTT)
 REGISTRY.register(TPTTHx.NAME)(TPTTHx)
-for _cls in (RFLO, EProp):  # eligibility-trace rules
+for _cls in (RFLO, EProp, OnlineDiag):  # eligibility-trace rules
   REGISTRY.register(_cls.NAME)(_cls)
 
 get = REGISTRY.get
@@ -27,4 +28,5 @@ names = REGISTRY.names
 register = REGISTRY.register
 
 __all__ = ["Aux", "CarriedState", "Learner", "BPTT", "TBPTT", "RTRL", "UORO", "KFRTRL", "SnAp1",
-           "SAB", "TPTT", "TPTTHx", "RFLO", "EProp", "get", "names", "register", "window_loss"]
+           "SAB", "TPTT", "TPTTHx", "RFLO", "EProp", "OnlineDiag",
+           "get", "names", "register", "window_loss"]
