@@ -79,7 +79,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.learner.alpha_i = placeholder(float)  # tptt, tptt_hx: first-target step (eq. 3)
   c.learner.alpha_f = placeholder(float)  # tptt, tptt_hx: model lr; None = train.learning_rate
   c.learner.alpha_g = placeholder(float)  # tptt, tptt_hx: lr of the inverse G (eq. 9)
-  c.learner.sigma = placeholder(float)  # tptt, tptt_hx: G-phase noise std (sec. 3.1.2)
+  c.learner.sigma = placeholder(float)  # tptt, tptt_hx: G-phase noise std (sec. 3.1.2); replay
+  c.learner.fraction = placeholder(float)  # replay: probability a step is replayed
   c.learner.p_g = placeholder(float)  # tptt, tptt_hx: G-phase probability (sec. 3.1.3)
   c.learner.experimental = placeholder(bool)  # tptt, tptt_hx: allow lstm/gru (experimental)
   c.learner.log_local_losses = placeholder(bool)  # tptt, tptt_hx: per-step local losses

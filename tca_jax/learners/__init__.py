@@ -6,6 +6,7 @@ from tca_jax.learners.eligibility import EProp, RFLO
 from tca_jax.learners.sab import SAB
 from tca_jax.learners.kf_rtrl import KFRTRL
 from tca_jax.learners.online_diag import OnlineDiag
+from tca_jax.learners.replay import Replay
 from tca_jax.learners.rtrl import RTRL
 from tca_jax.learners.snap1 import SnAp1
 from tca_jax.learners.uoro import UORO
@@ -16,6 +17,7 @@ REGISTRY = Registry("learner", "learner.name")
 REGISTRY.register(BPTT.NAME)(BPTT)
 REGISTRY.register(TBPTT.NAME)(TBPTT)
 REGISTRY.register(SAB.NAME)(SAB)
+REGISTRY.register(Replay.NAME)(Replay)
 for _cls in (RTRL, UORO, KFRTRL, SnAp1):  # forward-mode online learners
   REGISTRY.register(_cls.NAME)(_cls)
 REGISTRY.register(TPTT.NAME)(TPTT)
@@ -29,4 +31,4 @@ register = REGISTRY.register
 
 __all__ = ["Aux", "CarriedState", "Learner", "BPTT", "TBPTT", "RTRL", "UORO", "KFRTRL", "SnAp1",
            "SAB", "TPTT", "TPTTHx", "RFLO", "EProp", "OnlineDiag",
-           "get", "names", "register", "window_loss"]
+           "Replay", "get", "names", "register", "window_loss"]
