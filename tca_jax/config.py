@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import jax
 import ml_collections
 from ml_collections.config_dict import placeholder
 
@@ -58,6 +59,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.max_memories = placeholder(int)  # memory slots; size as ceil(T_seq / k_att)
   c.model.attention_size = placeholder(int)
   c.model.sparsify = placeholder(str)  # "paper" | "release"
+  # Parameters no learner updates: comma-separated paths, e.g. "core/W_hh,readout/b" (the esn
+  # cell adds its core/W_hh itself).
+  c.model.frozen = placeholder(str)
   c.model.alpha = placeholder(float)  # leaky_srn: leak rate dt/tau in (0, 1]; 1 = srn
   c.model.spectral_radius = placeholder(float)  # esn: rho of the fixed W_hh
   c.model.num_layers = placeholder(int)  # lru: stacked layers (LRU + mixing MLP)
@@ -130,6 +134,19 @@ def _options(section: ml_collections.ConfigDict, skip: tuple) -> dict:
   return {k: v for k, v in section.items() if k not in skip and v is not None}
 
 
+def _frozen_paths(config, model, task) -> tuple:
+  """`model.frozen` plus the cell's declared `frozen_params`, checked against the params."""
+  frozen = config.model.get("frozen") or ""
+  if not isinstance(frozen, str):
+    raise ConfigError(f"model.frozen={frozen!r} must be comma-separated parameter paths")
+  paths = tuple("core/" + p for p in getattr(type(model.core), "frozen_params", ()))
+  paths += tuple(p.strip() for p in frozen.split(",") if p.strip())
+  if paths:
+    shapes = jax.eval_shape(lambda k: model.init(k, task.input_size), jax.random.PRNGKey(0))
+    learners.frozen.check_paths(paths, shapes)
+  return paths
+
+
 def build(config: ml_collections.ConfigDict) -> Setup:
   """Validates `config` and builds the task, model and learner; raises `ConfigError`."""
   for section in ("task", "model", "learner", "train"):
@@ -141,9 +158,12 @@ def build(config: ml_collections.ConfigDict) -> Setup:
     eval_task = tasks.get(config.task.name, **dict(
         _options(config.task, ("name", "eval_length")), length=config.task.eval_length))
   check_positive(config.model.hidden_size, "model.hidden_size")
-  core = cells.get(config.model.cell, **_options(config.model, ("cell",)))
+  core = cells.get(config.model.cell, **_options(config.model, ("cell", "frozen")))
   model = Model(core, task.output_size)
   learner = learners.get(config.learner.name, **_options(config.learner, ("name",)))
+  frozen = _frozen_paths(config, model, task)
+  if frozen:
+    learner = learners.Frozen(learner, frozen)
 
   t = config.train
   check_choice(t.optimizer, "train.optimizer", OPTIMIZERS)

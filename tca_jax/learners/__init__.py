@@ -4,6 +4,7 @@ from tca_jax.learners.base import Aux, CarriedState, Learner, window_loss
 from tca_jax.learners.bptt import BPTT, TBPTT
 from tca_jax.learners.eligibility import EProp, RFLO
 from tca_jax.learners.sab import SAB
+from tca_jax.learners.frozen import Frozen
 from tca_jax.learners.kf_rtrl import KFRTRL
 from tca_jax.learners.online_diag import OnlineDiag
 from tca_jax.learners.replay import Replay
@@ -31,4 +32,4 @@ register = REGISTRY.register
 
 __all__ = ["Aux", "CarriedState", "Learner", "BPTT", "TBPTT", "RTRL", "UORO", "KFRTRL", "SnAp1",
            "SAB", "TPTT", "TPTTHx", "RFLO", "EProp", "OnlineDiag",
-           "Replay", "get", "names", "register", "window_loss"]
+           "Replay", "Frozen", "get", "names", "register", "window_loss"]
