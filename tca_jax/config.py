@@ -18,7 +18,6 @@ from typing import Any
 
 from absl import logging
 import jax
-
 import ml_collections
 from ml_collections.config_dict import placeholder
 
@@ -63,6 +62,15 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.max_memories = placeholder(int)  # memory slots; size as ceil(T_seq / k_att)
   c.model.attention_size = placeholder(int)
   c.model.sparsify = placeholder(str)  # "paper" | "release"
+  # Parameters no learner updates: comma-separated paths, e.g. "core/W_hh,readout/b" (the esn
+  # cell adds its core/W_hh itself).
+  c.model.frozen = placeholder(str)
+  c.model.alpha = placeholder(float)  # leaky_srn: leak rate dt/tau in (0, 1]; 1 = srn
+  c.model.spectral_radius = placeholder(float)  # esn: rho of the fixed W_hh
+  c.model.num_layers = placeholder(int)  # lru: stacked layers (LRU + mixing MLP)
+  c.model.r_min = placeholder(float)  # lru: initial |lambda| ring [r_min, r_max]
+  c.model.r_max = placeholder(float)
+  c.model.max_phase = placeholder(float)  # lru: initial phases U[0, max_phase]
 
   c.learner = ml_collections.ConfigDict()
   c.learner.name = "bptt"
@@ -78,10 +86,12 @@ def default_config() -> ml_collections.ConfigDict:
   c.learner.alpha_i = placeholder(float)  # tptt, tptt_hx: first-target step (eq. 3)
   c.learner.alpha_f = placeholder(float)  # tptt, tptt_hx: model lr; None = train.learning_rate
   c.learner.alpha_g = placeholder(float)  # tptt, tptt_hx: lr of the inverse G (eq. 9)
-  c.learner.sigma = placeholder(float)  # tptt, tptt_hx: G-phase noise std (sec. 3.1.2)
+  c.learner.sigma = placeholder(float)  # tptt, tptt_hx: G-phase noise std (sec. 3.1.2); replay
+  c.learner.fraction = placeholder(float)  # replay: probability a step is replayed
   c.learner.p_g = placeholder(float)  # tptt, tptt_hx: G-phase probability (sec. 3.1.3)
   c.learner.experimental = placeholder(bool)  # tptt, tptt_hx: allow lstm/gru (experimental)
   c.learner.log_local_losses = placeholder(bool)  # tptt, tptt_hx: per-step local losses
+  c.learner.feedback = placeholder(str)  # rflo, eprop: "symmetric" (readout^T) | "random"
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 1000
@@ -211,6 +221,17 @@ def check_memory(config, task, eval_task) -> None:
   if have is not None and need > have / 2:
     logging.warning("one step needs at least %.1f GiB of the machine's %.1f GiB", need / 2**30,
                     have / 2**30)
+def _frozen_paths(config, model, task) -> tuple:
+  """`model.frozen` plus the cell's declared `frozen_params`, checked against the params."""
+  frozen = config.model.get("frozen") or ""
+  if not isinstance(frozen, str):
+    raise ConfigError(f"model.frozen={frozen!r} must be comma-separated parameter paths")
+  paths = tuple("core/" + p for p in getattr(type(model.core), "frozen_params", ()))
+  paths += tuple(p.strip() for p in frozen.split(",") if p.strip())
+  if paths:
+    shapes = jax.eval_shape(lambda k: model.init(k, task.input_size), jax.random.PRNGKey(0))
+    learners.frozen.check_paths(paths, shapes)
+  return paths
 
 
 def build(config: ml_collections.ConfigDict) -> Setup:
@@ -235,9 +256,12 @@ def build(config: ml_collections.ConfigDict) -> Setup:
     eval_task = tasks.get(config.task.name, **dict(
         _options(config.task, ("name", "eval_length")), length=config.task.eval_length))
   check_positive(config.model.hidden_size, "model.hidden_size")
-  core = cells.get(config.model.cell, **_options(config.model, ("cell",)))
+  core = cells.get(config.model.cell, **_options(config.model, ("cell", "frozen")))
   model = Model(core, task.output_size)
   learner = learners.get(config.learner.name, **_options(config.learner, ("name",)))
+  frozen = _frozen_paths(config, model, task)
+  if frozen:
+    learner = learners.Frozen(learner, frozen)
 
   t = config.train
   length = task.sequence_length

@@ -9,7 +9,7 @@ from tca_jax import cells, tasks
 from tca_jax.model import Model
 from tca_jax.types import Batch
 
-RECURRENT = {"srn": ("W_hh",), "lstm": ("W_h",), "gru": ("U_zr", "U_n")}
+RECURRENT = {"srn": ("W_hh",), "leaky_srn": ("W_hh",), "lstm": ("W_h",), "gru": ("U_zr", "U_n")}
 
 
 def setup(cell="srn", hidden=4, length=6, batch_size=2, input_size=3, loss_on="all", seed=0,

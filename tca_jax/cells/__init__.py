@@ -15,6 +15,9 @@ from tca_jax.cells.gru import GRU
 from tca_jax.cells.lstm import LSTM, LSTMState
 from tca_jax.cells.rnn import SRN
 from tca_jax.cells.attention import AttnLSTM
+from tca_jax.cells.esn import ESN, OrthogonalRNN
+from tca_jax.cells.leaky import LeakySRN
+from tca_jax.cells.lru import LRU
 from tca_jax.cells.sab import SABLSTM, SABState
 from tca_jax.registry import Registry
 
@@ -24,9 +27,14 @@ REGISTRY.register("lstm")(LSTM)
 REGISTRY.register("gru")(GRU)
 REGISTRY.register("sab_lstm")(SABLSTM)
 REGISTRY.register("attn_lstm")(AttnLSTM)
+REGISTRY.register("leaky_srn")(LeakySRN)
+REGISTRY.register("esn")(ESN)
+REGISTRY.register("orthogonal")(OrthogonalRNN)
+REGISTRY.register("lru")(LRU)
 
 get = REGISTRY.get
 names = REGISTRY.names
 register = REGISTRY.register
 
-__all__ = ["SRN", "LSTM", "LSTMState", "GRU", "SABLSTM", "SABState", "AttnLSTM", "get", "names", "register"]
+__all__ = ["SRN", "LSTM", "LSTMState", "GRU", "SABLSTM", "SABState", "AttnLSTM", "LeakySRN", "ESN",
+           "OrthogonalRNN", "LRU", "get", "names", "register"]
