@@ -70,6 +70,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.learner.immediate = placeholder(str)  # rtrl: "reverse" | "forward" (d s_t/d theta)
   c.learner.eps = placeholder(float)  # uoro, kf_rtrl: stabiliser of the scalings
   c.learner.structured = placeholder(bool)  # snap1: closed-form O(P) step for the srn
+  # snap1: "textbook" (default) | "full_jacobian"; tptt, tptt_hx: "paper" (default) | "release"
+  c.learner.variant = placeholder(str)
   c.learner.alpha_i = placeholder(float)  # tptt, tptt_hx: first-target step (eq. 3)
   c.learner.alpha_f = placeholder(float)  # tptt, tptt_hx: model lr; None = train.learning_rate
   c.learner.alpha_g = placeholder(float)  # tptt, tptt_hx: lr of the inverse G (eq. 9)
