@@ -58,6 +58,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.max_memories = placeholder(int)  # memory slots; size as ceil(T_seq / k_att)
   c.model.attention_size = placeholder(int)
   c.model.sparsify = placeholder(str)  # "paper" | "release"
+  c.model.sab_credit = placeholder(str)  # "paper" (selected memories only) | "exact"
 
   c.learner = ml_collections.ConfigDict()
   c.learner.name = "bptt"
