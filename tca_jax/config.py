@@ -78,6 +78,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.learner.alpha_g = placeholder(float)  # tptt, tptt_hx: lr of the inverse G (eq. 9)
   c.learner.sigma = placeholder(float)  # tptt, tptt_hx: G-phase noise std (sec. 3.1.2)
   c.learner.p_g = placeholder(float)  # tptt, tptt_hx: G-phase probability (sec. 3.1.3)
+  # tptt, tptt_hx: the release's choices one by one (None = learner.variant's)
+  c.learner.g_terms = placeholder(str)  # "eq9" (t = 1..T-1) | "all" (release) | "targets"
+  c.learner.phases = placeholder(str)  # with p_g < 1: "either" | "g_optional" (release)
+  c.learner.targets_after_g = placeholder(bool)
+  c.learner.inverse_init = placeholder(str)  # "normal" (N(0, 0.1)) | "orthogonal" (release)
   c.learner.experimental = placeholder(bool)  # tptt, tptt_hx: allow lstm/gru (experimental)
   c.learner.log_local_losses = placeholder(bool)  # tptt, tptt_hx: per-step local losses
 
