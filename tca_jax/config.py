@@ -35,7 +35,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.task.length = 10
   c.task.eval_length = placeholder(int)  # evaluate/test at another T (transfer); None = length
   c.task.loss_on = placeholder(str)  # copy: "all" | "last10"
-  c.task.jitter = placeholder(bool)  # adding_pascanu
+  c.task.jitter = placeholder(bool)  # adding_pascanu; None = task.variant's
+  # temporal_order(_3bit), adding_pascanu, permutation: "paper" (the TPTT text) | "release"
+  c.task.variant = placeholder(str)
   # Real datasets (docs/DATASETS.md): seq_mnist, pmnist, cifar10, ptb_char, text8, tiny_shakespeare.
   c.task.data_dir = placeholder(str)  # TFDS data dir; None = $TFDS_DATA_DIR, ~/tensorflow_datasets
   c.task.manual_dir = placeholder(str)  # ptb_char, text8: build offline from the files here
