@@ -431,3 +431,39 @@ def test_tptt_solves_temporal_order_t10():
   c.protocol.val_batch_size = 1000
   run = curriculum.train_until_solved(c, curriculum.protocol_from_config(c), 10)
   assert run["solved"], run["history"][-1]
+
+
+def test_release_protocol_jitter_patience_and_orthogonal_init():
+  """The release's protocol pieces: jittered adding (one length per batch, also in validation),
+  every weight orthogonal, the patience stop."""
+  from tca_jax import curriculum  # pylint: disable=g-import-not-at-top
+  from experiments.configs import tptt as tptt_config  # pylint: disable=g-import-not-at-top
+  c = tptt_config.get_config("adding_release")
+  c.model.hidden_size = 8
+  c.protocol.max_iters, c.protocol.validate_every = 400, 10
+  c.protocol.val_samples, c.protocol.val_batch_size = 50, 25
+  c.protocol.target_error, c.protocol.patience = 0.0, 1
+  c.learner.alpha_f = c.train.learning_rate = 1e-9  # nothing learns: the errors only fluctuate
+  protocol = curriculum.protocol_from_config(c)
+  assert protocol.init == "orthogonal" and protocol.patience == 1
+  run = curriculum.train_until_solved(c, protocol, 20)
+  errors = [r["val_error"] for r in run["history"]]
+  assert run["reason"] == "patience" and run["stopped_at"] < 400
+  assert errors[-1] >= min(errors[:-1]) and all(
+      errors[i] < min(errors[:i], default=np.inf) for i in range(len(errors) - 1))
+
+  setup = config_lib.build(curriculum._with_length(c, 20))
+  assert setup.task.length_choices() == (20, 21)
+  key = jax.random.PRNGKey(0)
+  params = curriculum._init_params(setup, key, None, "orthogonal")
+  w = params["core"]["W_xh"]  # [2, 8]: orthonormal rows
+  np.testing.assert_allclose(w @ w.T, np.eye(2), atol=1e-5)
+  picks = {int(curriculum._length_index(jax.random.fold_in(key, i), 2)) for i in range(20)}
+  assert picks == {0, 1}
+  step = curriculum._jittered_eval_step(setup, 16, (20, 21))
+  m = step(params, key)
+  assert 0.0 <= float(m["accuracy"]) <= 1.0 and float(m["mse"]) > 0
+  with pytest.raises(ConfigError, match="protocol.patience"):
+    curriculum.Protocol(patience=-1)
+  with pytest.raises(ConfigError, match="protocol.init"):
+    curriculum.Protocol(init="xavier")

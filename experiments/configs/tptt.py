@@ -20,6 +20,16 @@ behind the paper's t_max (Table 1: TPTT / BPTT; Table A2 and the Table A3 common
 | adding               | 90         | 60         | 60            | 18,000 / - (T=90)                |
 | permutation          | 70         | 300        | 800           | 12,200 / 12,700 (T=70)           |
 
+Every preset takes a `_release` suffix (`adding_release`, `temporal_order_hx_release`,
+`permutation_bptt_release`, ...): the authors' release (nmanchev/tptt) where it differs from the
+text. Task (`task.variant="release"`): temporal order's Y in [0.5T, 0.6T), adding's length
+jitter and squared-error < 0.04 count, permutation's symbols 2..99 and 100 classes. Learner
+(`learner.variant="release"`, TPTT only): eq. 9 summed over t = 1..T with noise on h_0 too, G
+then F every iteration, targets after the G step, `V_hh` orthogonal. Protocol: every weight
+orthogonal (`protocol.init="orthogonal"`), a 300-validation patience stop. The release's default
+`W_xh` rule is eq. 13, so its own default run is `TASK_hx_release`. Without the suffix the
+presets follow the paper's text; a results row names its preset.
+
 `protocol.mode` picks what `experiments/tptt_protocol.py` runs: "curriculum" (Table 1, Table 2
 per T), "generalisation" (train T=100, test T=200, Table 4) or "single" (one T = task.length).
 """
@@ -48,13 +58,16 @@ HX_LR = {"temporal_order": (0.1, 0.01, 0.01), "temporal_order_3bit": (0.1, 0.2, 
 
 
 def get_config(preset: str = "temporal_order"):
-  task, variant = preset, "tptt"
+  release = preset.endswith("_release")
+  task = preset[:-len("_release")] if release else preset
+  variant = "tptt"
   for suffix in ("_bptt", "_hx", "_fast"):
-    if preset.endswith(suffix):
-      task, variant = preset[:-len(suffix)], suffix[1:]
+    if task.endswith(suffix):
+      task, variant = task[:-len(suffix)], suffix[1:]
   if task not in TASKS:
     allowed = [t + s for t in TASKS for s in ("", "_bptt", "_hx", "_fast")]
-    raise ValueError(f"tptt config preset {preset!r}; allowed: {', '.join(allowed)}")
+    raise ValueError(f"tptt config preset {preset!r}; allowed: {', '.join(allowed)} (each also "
+                     "with a _release suffix)")
 
   c = default_config()
   c.task.name = TASKS[task]
@@ -101,4 +114,13 @@ def get_config(preset: str = "temporal_order"):
   c.protocol.train_length = 100
   c.protocol.test_length = 200
   c.protocol.init_std = 0.1
+  c.protocol.init = "normal"
+  c.protocol.patience = 0
+  if release:
+    c.task.variant = "release"
+    if variant != "bptt":
+      c.learner.variant = "release"
+    c.protocol.init = "orthogonal"
+    c.protocol.init_std = None
+    c.protocol.patience = 300
   return c

@@ -189,6 +189,11 @@ class AddingPascanu(Task):
       return self.length
     return self.length + int(jax.random.randint(key, (), 0, self.length // 10))
 
+  def length_choices(self):
+    if not self.jittered:
+      return (self.length,)
+    return tuple(range(self.length, self.length + max(self.length // 10, 1)))
+
   def sample(self, key, batch_size, length=None):
     n = self.length if length is None else length
     if n < self.length:
