@@ -154,8 +154,9 @@ class AddingPascanu(Task):
   The authors' release (nmanchev/tptt `addition.py` and `RNN_dtp.py`, Pascanu et al.'s generator)
   differs in two ways, both taken by `variant="release"`: every batch has its own length
   L = T + U{0, .., T/10 - 1} (`jitter`), and a sample counts as wrong only when its *squared*
-  error exceeds 0.04 (i.e. right when |error| <= 0.2). The paper's t_max for adding (Table 1:
-  BPTT 90, TPTT 60) comes from that code, so it was measured under the release's criterion.
+  error exceeds 0.04 (i.e. right when |error| <= 0.2). The paper does not say which produced its
+  t_max for adding (Table 1: BPTT 90, TPTT 60); the release is the code published with it and
+  its only validation code, so we read those numbers as measured under the release's variant.
 
   Attributes:
     length: T.
