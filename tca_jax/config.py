@@ -39,7 +39,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.task.length = 10
   c.task.eval_length = placeholder(int)  # evaluate/test at another T (transfer); None = length
   c.task.loss_on = placeholder(str)  # copy: "all" | "last10"
-  c.task.jitter = placeholder(bool)  # adding_pascanu
+  c.task.jitter = placeholder(bool)  # adding_pascanu; None = task.variant's
+  # temporal_order(_3bit), adding_pascanu, permutation: "paper" (the TPTT text) | "release"
+  c.task.variant = placeholder(str)
   # Real datasets (docs/DATASETS.md): seq_mnist, pmnist, cifar10, ptb_char, text8, tiny_shakespeare.
   c.task.data_dir = placeholder(str)  # TFDS data dir; None = $TFDS_DATA_DIR, ~/tensorflow_datasets
   c.task.manual_dir = placeholder(str)  # ptb_char, text8: build offline from the files here
@@ -71,6 +73,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.r_min = placeholder(float)  # lru: initial |lambda| ring [r_min, r_max]
   c.model.r_max = placeholder(float)
   c.model.max_phase = placeholder(float)  # lru: initial phases U[0, max_phase]
+  c.model.sab_credit = placeholder(str)  # "paper" (selected memories only) | "exact"
 
   c.learner = ml_collections.ConfigDict()
   c.learner.name = "bptt"
@@ -83,12 +86,19 @@ def default_config() -> ml_collections.ConfigDict:
   c.learner.immediate = placeholder(str)  # rtrl: "reverse" | "forward" (d s_t/d theta)
   c.learner.eps = placeholder(float)  # uoro, kf_rtrl: stabiliser of the scalings
   c.learner.structured = placeholder(bool)  # snap1: closed-form O(P) step for the srn
+  # snap1: "textbook" (default) | "full_jacobian"; tptt, tptt_hx: "paper" (default) | "release"
+  c.learner.variant = placeholder(str)
   c.learner.alpha_i = placeholder(float)  # tptt, tptt_hx: first-target step (eq. 3)
   c.learner.alpha_f = placeholder(float)  # tptt, tptt_hx: model lr; None = train.learning_rate
   c.learner.alpha_g = placeholder(float)  # tptt, tptt_hx: lr of the inverse G (eq. 9)
   c.learner.sigma = placeholder(float)  # tptt, tptt_hx: G-phase noise std (sec. 3.1.2); replay
   c.learner.fraction = placeholder(float)  # replay: probability a step is replayed
   c.learner.p_g = placeholder(float)  # tptt, tptt_hx: G-phase probability (sec. 3.1.3)
+  # tptt, tptt_hx: the release's choices one by one (None = learner.variant's)
+  c.learner.g_terms = placeholder(str)  # "eq9" (t = 1..T-1) | "all" (release) | "targets"
+  c.learner.phases = placeholder(str)  # with p_g < 1: "either" | "g_optional" (release)
+  c.learner.targets_after_g = placeholder(bool)
+  c.learner.inverse_init = placeholder(str)  # "normal" (N(0, 0.1)) | "orthogonal" (release)
   c.learner.experimental = placeholder(bool)  # tptt, tptt_hx: allow lstm/gru (experimental)
   c.learner.log_local_losses = placeholder(bool)  # tptt, tptt_hx: per-step local losses
   c.learner.feedback = placeholder(str)  # rflo, eprop: "symmetric" (readout^T) | "random"

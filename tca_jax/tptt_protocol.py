@@ -20,13 +20,22 @@ what makes the protocol affordable on a CPU. The radius is checked at every vali
 
 `init_std` (default 0.1) re-draws the input and readout weights from N(0, init_std) as the paper
 does ("all synaptic weights sampled from N(0, 0.1)", the recurrent matrix orthogonal); None keeps
-the model's own initialisers.
+the model's own initialisers. `init="orthogonal"` draws them (semi-)orthogonal instead, as the
+authors' release does (its "tanh-randorth" init; `init_std` is then unused).
+
+The release's protocol (nmanchev/tptt `RNN_dtp.py`) also validates on 10 fresh batches of 1,000
+every 100 iterations (as here: every validation draws fresh samples) and stops a run after
+`patience` validations without a new best error (300 there; 0 = no patience stop here, the
+text's protocol). A task with several lengths (`adding_pascanu` jittered) gets one length per
+training batch and per validation batch, drawn uniformly, as the release's generator does; the
+jitted step picks its branch with `lax.switch` (one compiled branch per length).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import time
 from typing import Optional
 
@@ -38,6 +47,7 @@ import numpy as np
 
 from tca_jax import config as config_lib
 from tca_jax import diagnostics, metrics_io, train
+from tca_jax.cells import initializers
 from tca_jax.registry import ConfigError
 
 
@@ -57,6 +67,8 @@ class Protocol:
   train_length: int = 100
   test_length: int = 200
   init_std: Optional[float] = 0.1
+  init: str = "normal"  # "normal" (N(0, init_std)) | "orthogonal" (the release)
+  patience: int = 0  # stop after this many validations without a new best; 0 = never
 
   def __post_init__(self):
     for field in ("max_iters", "validate_every", "val_samples", "val_batch_size", "start_length",
@@ -74,6 +86,10 @@ class Protocol:
       raise ConfigError(f"protocol.max_length={self.max_length!r} must be an integer >= 0")
     if self.init_std is not None and self.init_std <= 0:
       raise ConfigError(f"protocol.init_std={self.init_std!r} must be positive or None")
+    if self.init not in ("normal", "orthogonal"):
+      raise ConfigError(f"protocol.init={self.init!r} is not allowed; allowed: normal, orthogonal")
+    if not isinstance(self.patience, int) or isinstance(self.patience, bool) or self.patience < 0:
+      raise ConfigError(f"protocol.patience={self.patience!r} must be an integer >= 0")
 
 
 def protocol_from_config(config: ml_collections.ConfigDict) -> Protocol:
@@ -98,17 +114,23 @@ def with_length(config, length, eval_length=None):
   return c
 
 
-def _init_params(setup, key, init_std):
+def _init_params(setup, key, init_std, init="normal"):
   params = setup.model.init(key, setup.task.input_size)
-  if init_std is None:
+  if init_std is None and init == "normal":
     return params
   k_in, k_out = jax.random.split(jax.random.fold_in(key, 1))
+
+  def draw(k, a):
+    if init == "orthogonal":
+      return initializers.orthogonal(k, a.shape).astype(a.dtype)
+    return init_std * jax.random.normal(k, a.shape, a.dtype)
+
   core = dict(params["core"])
   for name in ("W_xh", "W_x"):
     if name in core:
-      core[name] = init_std * jax.random.normal(k_in, core[name].shape, core[name].dtype)
+      core[name] = draw(k_in, core[name])
   readout = dict(params["readout"])
-  readout["W"] = init_std * jax.random.normal(k_out, readout["W"].shape, readout["W"].dtype)
+  readout["W"] = draw(k_out, readout["W"])
   return {**params, "core": core, "readout": readout}
 
 
@@ -137,7 +159,7 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
 
   Returns:
     A dict: `length`, `solved`, `iterations` (to solve, else None), `reason` ("solved",
-    "max_iters", "radius" or "non-finite"), `val_error`, `wall_s`, `history` (one dict per
+    "max_iters", "radius", "non-finite" or "patience"), `val_error`, `wall_s`, `history` (one dict per
     validation) and, with `eval_length`, `test_accuracy`.
   """
   cfg = with_length(config, length, eval_length)
@@ -147,21 +169,31 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
   root = jax.random.PRNGKey(config.seed if seed is None else seed)
   init_key, train_key, val_key, test_key = jax.random.split(root, 4)
   k_model, k_learner = jax.random.split(init_key)
-  params = _init_params(setup, k_model, protocol.init_std)
+  params = _init_params(setup, k_model, protocol.init_std, protocol.init)
   lparams, lstate = learner.init(k_learner, model, params, t.batch_size)
   optimizer = train.make_optimizer(t, learner, task.sequence_length)
   state = train.TrainState(jnp.asarray(0, jnp.int32), params, lparams,
                            optimizer.init((params, lparams)), lstate, jnp.asarray(-1, jnp.int32))
   state = jax.tree.map(jnp.array, state)
   train_step = train.make_train_step(setup, optimizer)
-  val_step = train.make_eval_step(dataclasses.replace(setup, eval_task=task),
-                                  protocol.val_batch_size)
+  lengths = task.length_choices()
+  if len(lengths) == 1:
+    val_step = train.make_eval_step(dataclasses.replace(setup, eval_task=task),
+                                    protocol.val_batch_size)
+  else:
+    val_step = _jittered_eval_step(setup, protocol.val_batch_size, lengths)
   n_val = protocol.val_samples // protocol.val_batch_size
 
   def one(state, key):
     k_batch, k_update = jax.random.split(key)
-    batch = task.sample(k_batch, t.batch_size)
-    return train_step(state, batch, k_update)
+    if len(lengths) == 1:
+      return train_step(state, task.sample(k_batch, t.batch_size), k_update)
+
+    def at(n, st):
+      return train_step(st, task.sample(k_batch, t.batch_size, n), k_update)
+
+    branches = [functools.partial(at, n) for n in lengths]
+    return jax.lax.switch(_length_index(k_batch, len(lengths)), branches, state)
 
   @jax.jit
   def chunk(state, start):
@@ -171,6 +203,7 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
     return state, jax.tree.map(jnp.mean, metrics)
 
   history, result = [], None
+  best, since_best = np.inf, 0
   start_time = time.time()
   for it in range(protocol.validate_every, protocol.max_iters + 1, protocol.validate_every):
     state, metrics = chunk(state, it - protocol.validate_every)
@@ -186,11 +219,15 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
       record["val_errors"] = errors
       record["val_error"] = errors / protocol.val_samples
       record.update(_radii(setup, state.params, state.lparams))
+      since_best = 0 if record["val_error"] < best else since_best + 1
+      best = min(best, record["val_error"])
       if record["val_error"] < protocol.target_error:
         result = ("solved", it)
       elif max(record.get("radius_W_hh", 0.0), record.get("radius_V_hh", 0.0)) > \
           protocol.max_radius:
         result = ("radius", it)
+      elif protocol.patience and since_best >= protocol.patience:
+        result = ("patience", it)
     record["iteration"] = it
     history.append(record)
     if writer is not None:
@@ -222,6 +259,29 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
   logging.info("T=%d: %s after %d iterations (val error %s)", length, reason, it,
                out["val_error"])
   return out
+
+
+def _length_index(key, n: int):
+  """Which of `n` equally likely lengths a batch drawn from `key` has."""
+  return jax.random.randint(jax.random.fold_in(key, 1), (), 0, n)
+
+
+def _jittered_eval_step(setup, batch_size: int, lengths: tuple):
+  """`eval_step(params, key) -> metrics` on a fresh batch whose length is drawn from `lengths`
+  (`train.make_eval_step` with the length drawn per batch)."""
+  task, model = setup.task, setup.model
+
+  def at(n, params, key):
+    batch = task.sample(key, batch_size, n)
+    dtype = jax.tree.leaves(params)[0].dtype
+    _, outputs = model.unroll(params, model.initial_state(batch_size, dtype), batch.inputs)
+    return task.metrics(outputs, batch)
+
+  def eval_step(params, key):
+    branches = [functools.partial(at, n) for n in lengths]
+    return jax.lax.switch(_length_index(key, len(lengths)), branches, params, key)
+
+  return jax.jit(eval_step)
 
 
 def curriculum(config: ml_collections.ConfigDict, protocol: Protocol, writer=None):

@@ -78,6 +78,8 @@ def test_config_errors():
     SABLSTM(H, k_top=1, sparsify="release")
   with pytest.raises(ConfigError, match="model.sparsify"):
     SABLSTM(H, sparsify="nope")
+  with pytest.raises(ConfigError, match="model.sab_credit"):
+    SABLSTM(H, sab_credit="all")
   with pytest.raises(ConfigError, match="learner.k_trunc"):
     SAB(k_trunc=50).validate(24, 24)
   with pytest.raises(ConfigError, match="train.update_every"):
@@ -97,8 +99,9 @@ def test_config_errors():
     SAB().init_state(Model(cells.get("lstm", hidden_size=H), 10), {}, B)
 
 
-def test_unselected_memories_get_exactly_zero_gradient(x64):
-  core = SABLSTM(H, k_top=2, max_memories=9)
+@pytest.mark.parametrize("credit", ["paper", "exact"])
+def test_unselected_memories_get_exactly_zero_gradient(x64, credit):
+  core = SABLSTM(H, k_top=2, max_memories=9, sab_credit=credit)
   params = core.init(jax.random.PRNGKey(0), 3)
   params["attn"] = jax.tree.map(lambda p: 3 * p, params["attn"])
   keys = jax.random.split(jax.random.PRNGKey(1), 3)
@@ -107,22 +110,59 @@ def test_unselected_memories_get_exactly_zero_gradient(x64):
   h_hat = jax.random.normal(keys[1], (B, H))
   count = jnp.asarray(7.0)  # slots 7, 8 are empty
 
-  def f(mem, ks):
-    s, _ = core.attend(params, h_hat, mem, ks, count)
-    return jnp.sum(jnp.sin(s))
+  def f(mem, ks, fn):
+    return jnp.sum(jnp.sin(fn(params, h_hat, mem, ks, count)))
 
-  g_mem, g_keys = jax.jit(jax.grad(f, argnums=(0, 1)))(memory, mkeys)
-  raw = core.attention_logits(params, h_hat, mkeys, count)  # [B, M]
-  rank = jnp.argsort(jnp.argsort(-raw, -1), -1).T  # [M, B], 0 = largest
-  sel = rank < 2
-  assert bool(jnp.all(jnp.where(~sel[..., None], g_mem == 0, True)))
-  assert bool(jnp.all(jnp.any(g_mem != 0, -1) == sel))
-  # Raw weights: the k selected and the threshold (rank k) only.
-  assert bool(jnp.all(jnp.any(g_keys != 0, -1) == (rank <= 2)))
+  attend = lambda *a: core.attend(*a)[0]
+  for fn in (attend, core.summary):  # the sparsifier op and the gathered path
+    g_mem, g_keys = jax.jit(jax.grad(f, argnums=(0, 1)), static_argnums=2)(memory, mkeys, fn)
+    raw = core.attention_logits(params, h_hat, mkeys, count)  # [B, M]
+    rank = jnp.argsort(jnp.argsort(-raw, -1), -1).T  # [M, B], 0 = largest
+    sel = rank < 2
+    assert bool(jnp.all(jnp.where(~sel[..., None], g_mem == 0, True)))
+    assert bool(jnp.all(jnp.any(g_mem != 0, -1) == sel))
+    # Keys: "paper" credit (sec. 3.2) reaches the k selected only; "exact" (the derivative of
+    # Algorithm 1) also the threshold memory (rank k).
+    reached = sel if credit == "paper" else rank <= 2
+    assert bool(jnp.all(jnp.any(g_keys != 0, -1) == reached))
 
 
-def test_gathered_summary_equals_sparsifier_op_path(x64):
-  core = SABLSTM(H, k_top=3, max_memories=9)
+def test_paper_credit_matches_hand_reference_with_constant_threshold(x64):
+  """sec. 3.2: the sparsified weights relu(a_i - tau) / sum_j relu(a_j - tau) differentiated with
+  tau a number fixed beforehand (NumPy), so only the k_top selected memories get gradient."""
+  k = 2
+  core = SABLSTM(H, k_top=k, max_memories=9)
+  params = core.init(jax.random.PRNGKey(0), 3)
+  params["attn"] = jax.tree.map(lambda p: 3 * p, params["attn"])
+  keys = jax.random.split(jax.random.PRNGKey(4), 2)
+  memory = jax.random.normal(keys[0], (9, B, H))
+  mkeys = memory @ params["attn"]["W1"]
+  h_hat = jax.random.normal(keys[1], (B, H))
+  count = jnp.asarray(9.0)
+  raw = np.asarray(core.attention_logits(params, h_hat, mkeys, count))  # [B, M]
+  tau = np.sort(raw, -1)[:, ::-1][:, k]  # the (k+1)-th largest, a constant
+
+  def reference(attn, mem, ks, h):
+    a = (jnp.tanh(ks + (h @ attn["W2"])[None]) @ attn["w3"]).T  # [B, M]
+    r = jax.nn.relu(a - tau[:, None])
+    w = r / jnp.sum(r, -1, keepdims=True)
+    return jnp.sum(jnp.sin(jnp.einsum("bm,mbh->bh", w, mem)))
+
+  def ours(attn, mem, ks, h):
+    return jnp.sum(jnp.sin(core.attend(dict(params, attn=attn), h, mem, ks, count)[0]))
+
+  args = (params["attn"], memory, mkeys, h_hat)
+  got = jax.grad(ours, argnums=(0, 1, 2, 3))(*args)
+  ref = jax.grad(reference, argnums=(0, 1, 2, 3))(*args)
+  _close(got, ref, rtol=1e-10, atol=1e-14)
+  exact = jax.grad(lambda *a: jnp.sum(jnp.sin(dataclasses.replace(core, sab_credit="exact").attend(
+      dict(params, attn=a[0]), a[3], a[1], a[2], count)[0])), argnums=(0, 1, 2, 3))(*args)
+  assert float(jnp.max(jnp.abs(exact[2] - ref[2]))) > 1e-6  # the threshold's key differs
+
+
+@pytest.mark.parametrize("credit", ["paper", "exact"])
+def test_gathered_summary_equals_sparsifier_op_path(x64, credit):
+  core = SABLSTM(H, k_top=3, max_memories=9, sab_credit=credit)
   params = core.init(jax.random.PRNGKey(0), 3)
   keys = jax.random.split(jax.random.PRNGKey(1), 2)
   memory = jax.random.normal(keys[0], (9, B, H))

@@ -28,24 +28,43 @@ def test_forward_matches_plain_and_is_sparse(x64, mode, k):
   np.testing.assert_array_equal(jnp.sort(top, -1), jnp.sort(jnp.argsort(-w, -1)[:, :n_active], -1))
 
 
+@pytest.mark.parametrize("credit", ["paper", "exact"])
 @pytest.mark.parametrize("mode,k", [("paper", 1), ("paper", 3), ("release", 3)])
-def test_vjp_equals_autodiff_of_plain_formula(x64, mode, k):
+def test_vjp_equals_autodiff_of_plain_formula(x64, mode, k, credit):
   a = _raw(jax.random.PRNGKey(2), (5, 8))
   g = jax.random.normal(jax.random.PRNGKey(3), (5, 8), jnp.float64)
-  f = lambda x, fn: jnp.sum(jnp.sin(fn(x, k, mode)) * g)
+  f = lambda x, fn: jnp.sum(jnp.sin(fn(x, k, mode, credit)) * g)
   np.testing.assert_allclose(jax.grad(f)(a, sparsify), jax.grad(f)(a, plain_sparsify),
                              rtol=1e-10, atol=1e-14)
-  check_grads(lambda x: sparsify(x, k, mode), (a,), order=1, modes=("rev",), eps=1e-4)
+  if credit == "exact":  # the true derivative (finite differences)
+    check_grads(lambda x: sparsify(x, k, mode, "exact"), (a,), order=1, modes=("rev",), eps=1e-4)
 
 
-def test_gradient_touches_only_selected_and_threshold(x64):
+def test_paper_credit_is_the_derivative_at_a_constant_threshold(x64):
+  k = 3
+  a = _raw(jax.random.PRNGKey(10), (4, 9))
+  g = jax.random.normal(jax.random.PRNGKey(11), (4, 9), jnp.float64)
+  tau = np.sort(np.asarray(a), -1)[:, ::-1][:, k]  # a NumPy constant
+
+  def hand(x):
+    r = jax.nn.relu(x - tau[:, None])
+    return jnp.sum(jnp.sin(r / jnp.sum(r, -1, keepdims=True)) * g)
+
+  got = jax.grad(lambda x: jnp.sum(jnp.sin(sparsify(x, k)) * g))(a)
+  np.testing.assert_allclose(got, jax.grad(hand)(a), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("credit", ["paper", "exact"])
+def test_gradient_touches_only_selected_and_threshold(x64, credit):
   k = 3
   a = _raw(jax.random.PRNGKey(4), (6, 10))
   g = jax.random.normal(jax.random.PRNGKey(5), (6, 10), jnp.float64)
-  grad = jax.grad(lambda x: jnp.sum(sparsify(x, k) * g))(a)
+  grad = jax.grad(lambda x: jnp.sum(sparsify(x, k, "paper", credit) * g))(a)
   rank = jnp.argsort(jnp.argsort(-a, -1), -1)  # 0 = largest
-  assert bool(jnp.all(jnp.where(rank > k, grad == 0.0, True)))
-  assert bool(jnp.all(jnp.where(rank <= k, grad != 0.0, True)))
+  # "paper" credit: the k selected only; "exact": the threshold (rank k) too.
+  last = k - 1 if credit == "paper" else k
+  assert bool(jnp.all(jnp.where(rank > last, grad == 0.0, True)))
+  assert bool(jnp.all(jnp.where(rank <= last, grad != 0.0, True)))
 
 
 def test_fewer_valid_than_k_plus_one_is_softmax_over_valid(x64):

@@ -7,6 +7,7 @@ import pytest
 
 from tca_jax import tasks
 from tca_jax.registry import ConfigError
+from tca_jax.types import Batch
 
 B = 64
 
@@ -60,6 +61,27 @@ def test_adding_pascanu_jitter(key):
   b = task.sample(key, 4, 107)
   assert b.inputs.shape == (107, 4, 2)
   assert tasks.get("adding_pascanu", length=100).draw_length(key) == 100
+  release = tasks.get("adding_pascanu", length=100, variant="release")
+  assert release.jittered and len({release.draw_length(jax.random.fold_in(key, i))
+                                   for i in range(50)}) > 1
+  assert not tasks.get("adding_pascanu", length=100, variant="release", jitter=False).jittered
+
+
+@pytest.mark.parametrize("name", ["adding", "adding_pascanu"])
+def test_adding_success_criteria_and_mse(name):
+  """The text: |error| < 0.04 is right. The TPTT release: wrong only when the squared error
+  exceeds 0.04. `mse` is the last step's mean squared error (SAB's Table 3 number)."""
+  errors = np.array([0.0, 0.039, 0.041, 0.1, 0.199, 0.25])
+  targets = jnp.zeros((3, 6, 1)).at[-1, :, 0].set(0.5)
+  outputs = targets.at[-1, :, 0].add(jnp.asarray(errors, jnp.float32))
+  batch = Batch(jnp.zeros((3, 6, 2)), targets, jnp.zeros((3, 6)).at[-1].set(1.0))
+  m = tasks.get(name, length=10).metrics(outputs, batch)
+  np.testing.assert_allclose(m["accuracy"], 2 / 6, rtol=1e-6)
+  np.testing.assert_allclose(m["mse"], np.mean(errors ** 2), rtol=1e-5)
+  np.testing.assert_allclose(m["mse"], m["loss"], rtol=1e-5)
+  if name == "adding_pascanu":
+    m = tasks.get(name, length=10, variant="release").metrics(outputs, batch)
+    np.testing.assert_allclose(m["accuracy"], 5 / 6, rtol=1e-6)  # 0.25^2 > 0.04 only
 
 
 @pytest.mark.parametrize("name,ranges", [
@@ -82,12 +104,28 @@ def test_temporal_order_labels_match_positions(name, ranges, key):
   assert seq.max() <= 5 and len(np.unique(np.asarray(b.targets[-1]))) == task.output_size
 
 
-def test_permutation(key):
-  b = tasks.get("permutation", length=30).sample(key, 256)
+@pytest.mark.parametrize("variant,lo,vocabulary", [("paper", 3, 101), ("release", 2, 100)])
+def test_permutation(key, variant, lo, vocabulary):
+  task = tasks.get("permutation", length=30, variant=variant)
+  assert task.input_size == task.output_size == vocabulary
+  b = task.sample(key, 256)
+  assert b.inputs.shape == (30, 256, vocabulary)
   seq = symbols(b)
   assert set(np.unique(seq[0])) == {0, 1}
-  assert seq[1:].min() >= 3 and seq[1:].max() <= 100
+  assert seq[1:].min() == lo and seq[1:].max() == vocabulary - 1
   np.testing.assert_array_equal(b.targets[-1], seq[0])
+
+
+def test_temporal_order_release_positions(key):
+  """The TPTT release puts the second symbol in [T/2, 6T/10); 3-bit agrees with the text."""
+  b = tasks.get("temporal_order", length=100, variant="release").sample(key, 256)
+  pos = [np.nonzero(symbols(b)[:, i] >= 4)[0] for i in range(256)]
+  second = np.array([p[1] for p in pos])
+  assert second.min() == 50 and second.max() == 59
+  assert tasks.get("temporal_order_3bit", length=100, variant="release").ranges() == \
+      tasks.get("temporal_order_3bit", length=100).ranges()
+  with pytest.raises(ConfigError, match="task.variant"):
+    tasks.get("temporal_order", length=100, variant="code")
 
 
 def test_bad_task_input():

@@ -134,12 +134,12 @@ def test_f_phase_is_local_gradient_with_inputs_held_constant(x64, key):
   assert np.abs(w_hh).max() > 0
   per_step = np.mean((hs - targets) ** 2, axis=(1, 2))
   np.testing.assert_allclose(aux.metrics["f_loss"], np.sum(per_step), rtol=1e-10)
-  # Fig. 6's per-step losses: f_loss/t is layer t's local loss; G's first term is not trained.
+  # Fig. 6's per-step losses: f_loss/t is layer t's local loss; eq. 9 trains G's terms 1..T-1.
   np.testing.assert_allclose([aux.metrics[f"f_loss/{t:03d}"] for t in range(1, T + 1)], per_step,
                              rtol=1e-10)
   g = [float(aux.metrics[f"g_loss/{t:03d}"]) for t in range(1, T + 1)]
-  np.testing.assert_allclose(sum(g), aux.metrics["g_loss"], rtol=1e-10)
-  assert g[0] == 0.0 and min(g[1:]) > 0
+  np.testing.assert_allclose(sum(g[:-1]), aux.metrics["g_loss"], rtol=1e-10)
+  assert min(g) > 0
 
   # The earlier states reach the local losses only through a stop-gradient path: feeding
   # states recomputed from the same parameters (a live path back through time) changes nothing.
@@ -183,51 +183,93 @@ def test_tptt_input_weights_by_de_and_tptt_hx_by_local_targets(x64, key):
   assert np.abs(pu_hx["core"]["W_xh"] - reference["core"]["W_xh"]).max() > 1e-6
 
 
-def test_g_phase_gradient_and_noise(x64, key):
+# Eq. 9 sums t = 1..T-1 (0-based entries 0..T-2); the release t = 1..T; "targets" t = 2..T.
+G_STEPS = {"eq9": range(0, T - 1), "all": range(0, T), "targets": range(1, T)}
+
+
+@pytest.mark.parametrize("g_terms", ["eq9", "all", "targets"])
+def test_g_phase_gradient_and_noise(x64, key, g_terms):
   model, params, lparams, batch, loss_fn = _problem(key)
   cp = params["core"]
   _, prev, hs = tptt_lib.forward(model.core, cp, model.initial_state(B, jnp.float64),
                                  batch.inputs)
 
-  def g_loss(lp, noise):  # eq. 9 over steps 2..T: G(x_t, F(x_t, h_{t-1} + eps)) ~ h_{t-1} + eps
+  def g_loss(lp, noise):  # eq. 9: G(x_t, F(x_t, h_{t-1} + eps)) ~ h_{t-1} + eps
     total = 0.0
-    for t in range(1, T):
-      h_prev = prev[t] + noise[t]
-      h_t = jnp.tanh(batch.inputs[t] @ cp["W_xh"] + h_prev @ cp["W_hh"] + cp["b_h"])
-      g = jnp.tanh(batch.inputs[t] @ cp["W_xh"] + h_t @ lp["V_hh"] + lp["c_h"])
+    for i in G_STEPS[g_terms]:  # step t = i + 1 reconstructs h_{t-1} = prev[i] (prev[0] = h_0)
+      h_prev = prev[i] + noise[i]
+      h_t = jnp.tanh(batch.inputs[i] @ cp["W_xh"] + h_prev @ cp["W_hh"] + cp["b_h"])
+      g = jnp.tanh(batch.inputs[i] @ cp["W_xh"] + h_t @ lp["V_hh"] + lp["c_h"])
       total = total + jnp.mean((g - h_prev) ** 2)
     return total
 
-  _, lu, aux = _update(learners.get("tptt"), model, params, lparams, batch, loss_fn)
+  learner = learners.get("tptt", g_terms=None if g_terms == "eq9" else g_terms)
+  assert learner.option("g_terms") == g_terms
+  _, lu, aux = _update(learner, model, params, lparams, batch, loss_fn)
   expected = jax.jit(jax.grad(g_loss))(lparams, jnp.zeros_like(hs))
   for k in ("V_hh", "c_h"):
     np.testing.assert_allclose(lu[k], expected[k], rtol=1e-10, atol=1e-16)
   np.testing.assert_allclose(aux.metrics["g_loss"], g_loss(lparams, jnp.zeros_like(hs)),
                              rtol=1e-10)
 
-  # Noise: the learner draws eps ~ N(0, sigma^2) from the second half of its key.
+  # Noise: the learner draws eps ~ N(0, sigma^2) from the second half of its key; it reaches h_0.
   sigma, k = 0.2, jax.random.PRNGKey(11)
-  _, lu_noisy, _ = _update(learners.get("tptt", sigma=sigma), model, params, lparams, batch,
-                           loss_fn, key=k)
+  _, lu_noisy, _ = _update(dataclasses.replace(learner, sigma=sigma), model, params, lparams,
+                           batch, loss_fn, key=k)
   eps = sigma * jax.random.normal(jax.random.split(k)[1], hs.shape, hs.dtype)
   expected = jax.jit(jax.grad(g_loss))(lparams, eps)
   np.testing.assert_allclose(lu_noisy["V_hh"], expected["V_hh"], rtol=1e-10, atol=1e-16)
   assert np.abs(lu_noisy["V_hh"] - lu["V_hh"]).max() > 1e-6
 
 
-def test_randomised_phases_skip_g_updates_and_momentum(x64, key):
+def test_release_variant_options_and_targets_after_g(x64, key):
+  paper, release = learners.get("tptt"), learners.get("tptt", variant="release")
+  assert [paper.option(o) for o in ("g_terms", "phases", "targets_after_g", "inverse_init")] == [
+      "eq9", "either", False, "normal"]
+  assert [release.option(o) for o in ("g_terms", "phases", "targets_after_g", "inverse_init")] == [
+      "all", "g_optional", True, "orthogonal"]
+  # An option set explicitly wins over the variant.
+  assert learners.get("tptt", variant="release", g_terms="eq9").option("g_terms") == "eq9"
+
+  model, params, _, batch, loss_fn = _problem(key)
+  # V_hh: N(0, 0.1^2) (sec. 3.1) or orthogonal (the release).
+  v_paper = paper.init_params(key, model, params)["V_hh"]
+  v_release = release.init_params(key, model, params)["V_hh"]
+  np.testing.assert_allclose(v_release @ v_release.T, np.eye(H), atol=1e-6)
+  assert 0.05 < float(jnp.std(v_paper)) < 0.2
+  lparams = release.init_params(key, model, params)
+
+  # Targets after the G step: the F-phase uses targets set with V - alpha_g dV.
+  learner = learners.get("tptt", alpha_i=0.3, alpha_g=0.5, variant="release")
+  pu, lu, _ = _update(learner, model, params, lparams, batch, loss_fn)
+  stepped = jax.tree.map(lambda v, g: v - 0.5 * g, lparams, lu)
+  cp = params["core"]
+  _, prev, hs = tptt_lib.forward(model.core, cp, model.initial_state(B, jnp.float64),
+                                 batch.inputs)
+  _, after = _targets(learner, model, params, stepped, batch, loss_fn)
+  _, before = _targets(learner, model, params, lparams, batch, loss_fn)
+  w_hh, b_h = _f_phase_closed_form(cp, prev, batch.inputs, hs, after)
+  np.testing.assert_allclose(pu["core"]["W_hh"], w_hh, rtol=1e-10, atol=1e-16)
+  np.testing.assert_allclose(pu["core"]["b_h"], b_h, rtol=1e-10, atol=1e-16)
+  w_before, _ = _f_phase_closed_form(cp, prev, batch.inputs, hs, before)
+  assert np.abs(w_before - w_hh).max() > 1e-6 * np.abs(w_hh).max()
+
+
+@pytest.mark.parametrize("phases", ["either", "g_optional"])
+def test_randomised_phases_skip_updates_and_momentum(x64, key, phases):
   model, params, lparams, batch, loss_fn = _problem(key)
-  learner = learners.get("tptt", p_g=0.5)
+  learner = learners.get("tptt", p_g=0.5, phases=phases)
   ran = []
   for i in range(8):
     pu, lu, aux = _update(learner, model, params, lparams, batch, loss_fn,
                           key=jax.random.PRNGKey(i))
     ran.append(bool(aux.metrics["g_phase"]))
-    if not ran[-1]:
-      assert all(np.all(v == 0) for v in jax.tree.leaves(lu))
-    else:
-      assert np.abs(lu["V_hh"]).max() > 0
-    assert np.abs(pu["core"]["W_hh"]).max() > 0  # the F-phase always runs
+    ran_f = bool(aux.metrics["f_phase"])
+    assert all(np.all(v == 0) for v in jax.tree.leaves(lu)) == (not ran[-1])
+    assert np.abs(lu["V_hh"]).max() > 0 if ran[-1] else True
+    # sec. 3.1.3: either phase (exactly one per call); "g_optional": the F-phase always runs.
+    assert ran_f == (not ran[-1] if phases == "either" else True)
+    assert all(np.all(v == 0) for v in jax.tree.leaves(pu)) == (not ran_f)
   assert any(ran) and not all(ran)
 
   # A skipped G-phase is no optimizer step at all, even with momentum.
@@ -309,7 +351,12 @@ def test_config_errors():
     config_lib.build(c)
   c.learner.experimental = True
   config_lib.build(c)
-  for field, value in (("p_g", 0.0), ("sigma", -1.0), ("alpha_i", 0.0), ("alpha_g", -1.0)):
+  assert config_lib.build(_config(variant="release")).learner.option("g_terms") == "all"
+  with pytest.raises(ConfigError, match="learner.targets_after_g"):
+    learners.get("tptt", targets_after_g="yes")
+  for field, value in (("p_g", 0.0), ("sigma", -1.0), ("alpha_i", 0.0), ("alpha_g", -1.0),
+                       ("variant", "text"), ("g_terms", "1..T"), ("phases", "both"),
+                       ("inverse_init", "zeros")):
     with pytest.raises(ConfigError, match=f"learner.{field}"):
       config_lib.build(_config(**{field: value}))
 
@@ -384,3 +431,39 @@ def test_tptt_solves_temporal_order_t10():
   c.protocol.val_batch_size = 1000
   run = tptt_protocol.train_until_solved(c, tptt_protocol.protocol_from_config(c), 10)
   assert run["solved"], run["history"][-1]
+
+
+def test_release_protocol_jitter_patience_and_orthogonal_init():
+  """The release's protocol pieces: jittered adding (one length per batch, also in validation),
+  every weight orthogonal, the patience stop."""
+  from tca_jax import curriculum  # pylint: disable=g-import-not-at-top
+  from experiments.configs import tptt as tptt_config  # pylint: disable=g-import-not-at-top
+  c = tptt_config.get_config("adding_release")
+  c.model.hidden_size = 8
+  c.protocol.max_iters, c.protocol.validate_every = 400, 10
+  c.protocol.val_samples, c.protocol.val_batch_size = 50, 25
+  c.protocol.target_error, c.protocol.patience = 0.0, 1
+  c.learner.alpha_f = c.train.learning_rate = 1e-9  # nothing learns: the errors only fluctuate
+  protocol = curriculum.protocol_from_config(c)
+  assert protocol.init == "orthogonal" and protocol.patience == 1
+  run = curriculum.train_until_solved(c, protocol, 20)
+  errors = [r["val_error"] for r in run["history"]]
+  assert run["reason"] == "patience" and run["stopped_at"] < 400
+  assert errors[-1] >= min(errors[:-1]) and all(
+      errors[i] < min(errors[:i], default=np.inf) for i in range(len(errors) - 1))
+
+  setup = config_lib.build(curriculum._with_length(c, 20))
+  assert setup.task.length_choices() == (20, 21)
+  key = jax.random.PRNGKey(0)
+  params = curriculum._init_params(setup, key, None, "orthogonal")
+  w = params["core"]["W_xh"]  # [2, 8]: orthonormal rows
+  np.testing.assert_allclose(w @ w.T, np.eye(2), atol=1e-5)
+  picks = {int(curriculum._length_index(jax.random.fold_in(key, i), 2)) for i in range(20)}
+  assert picks == {0, 1}
+  step = curriculum._jittered_eval_step(setup, 16, (20, 21))
+  m = step(params, key)
+  assert 0.0 <= float(m["accuracy"]) <= 1.0 and float(m["mse"]) > 0
+  with pytest.raises(ConfigError, match="protocol.patience"):
+    curriculum.Protocol(patience=-1)
+  with pytest.raises(ConfigError, match="protocol.init"):
+    curriculum.Protocol(init="xavier")

@@ -20,6 +20,16 @@ behind the paper's t_max (Table 1: TPTT / BPTT; Table A2 and the Table A3 common
 | adding               | 90         | 60         | 60            | 18,000 / - (T=90)                |
 | permutation          | 70         | 300        | 800           | 12,200 / 12,700 (T=70)           |
 
+Every preset takes a `_release` suffix (`adding_release`, `temporal_order_hx_release`,
+`permutation_bptt_release`, ...): the authors' release (nmanchev/tptt) where it differs from the
+text. Task (`task.variant="release"`): temporal order's Y in [0.5T, 0.6T), adding's length
+jitter and squared-error < 0.04 count, permutation's symbols 2..99 and 100 classes. Learner
+(`learner.variant="release"`, TPTT only): eq. 9 summed over t = 1..T with noise on h_0 too, G
+then F every iteration, targets after the G step, `V_hh` orthogonal. Protocol: every weight
+orthogonal (`protocol.init="orthogonal"`), a 300-validation patience stop. The release's default
+`W_xh` rule is eq. 13, so its own default run is `TASK_hx_release`. Without the suffix the
+presets follow the paper's text; a results row names its preset.
+
 `protocol.mode` picks what `experiments/tptt_protocol.py` runs: "curriculum" (Table 1, Table 2
 per T), "generalisation" (train T=100, test T=200, Table 4) or "single" (one T = task.length).
 """
@@ -51,11 +61,14 @@ HX_LR = {"temporal_order": (0.1, 0.01, 0.01), "temporal_order_3bit": (0.1, 0.2, 
 
 
 VARIANTS = {"": "tptt", "_bptt": "bptt", "_hx": "hx", "_fast": "fast"}
-# preset -> (task, variant): "temporal_order", "temporal_order_bptt", ..., "permutation_fast".
-PRESETS = {task + suffix: (task, variant) for task in TASKS for suffix, variant in VARIANTS.items()}
+# preset -> (task, variant, release): "temporal_order", "temporal_order_bptt", ...,
+# "permutation_fast", and each with a "_release" suffix (the authors' release's choices).
+PRESETS = {task + suffix + rel: (task, variant, bool(rel))
+           for task in TASKS for suffix, variant in VARIANTS.items()
+           for rel in ("", "_release")}
 
 
-def _make(task: str, variant: str):
+def _make(task: str, variant: str, release: bool = False):
   c = recipes.tptt_srn(TASKS[task], BPTT_LR[task])
   c.train.log_every = 100
   c.train.eval_every = 1000
@@ -75,6 +88,13 @@ def _make(task: str, variant: str):
   # The protocol's constants: the paper's, as `tptt_protocol.Protocol` defines them.
   c.protocol = config_dict.ConfigDict(
       {"mode": "curriculum", **dataclasses.asdict(tptt_protocol.Protocol())})
+  if release:  # the authors' release (docs/TPTT.md): its task variants, init, learner, patience
+    c.task.variant = "release"
+    if variant != "bptt":
+      c.learner.variant = "release"
+    c.protocol.init = "orthogonal"
+    c.protocol.init_std = None
+    c.protocol.patience = 300
   return c
 
 

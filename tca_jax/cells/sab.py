@@ -21,6 +21,14 @@ O(|M| (A + H)) per sequence, not O(|M| A H)), and a count. Slots `>= count` are 
 Table 6's transfer, keeps only the first ones). Slots are written once, which is what lets the
 `sab` learner recompute a step from the final buffer.
 
+Credit (`sab_credit`): which memories the backward pass reaches through the sparsifier.
+"paper" (the default) follows sec. 3.2: gradient flows to the at-most k_top selected memories
+(their values and keys) and no others, the threshold raw weight being a constant of the backward
+pass. "exact" is the derivative of Algorithm 1 as written: the (k_top+1)-th memory, the
+threshold, also gets gradient through its key. The authors' release (PyTorch autograd through an
+undetached threshold) computed "exact", so the paper's tables come from that variant; see
+`tca_jax.ops.sparse_attention`. Dense attention (`k_top` unset) has no threshold: both agree.
+
 Fewer than k_top + 1 memories (the first k_top * k_att steps): the sparsifier's threshold does not
 exist and the weights are a softmax over the memories present (see `tca_jax.ops.sparsify`); with
 no memory the summary is zero. `k_top=None` (or 0 from a config) replaces the sparsifier by a
@@ -67,6 +75,8 @@ class SABLSTM:
     attention_size: A, hidden width of the attention MLP (None: H).
     sparsify: "paper" (subtract the (k_top+1)-th raw weight: k_top active memories) or
       "release" (the original code: subtract the k_top-th, leaving k_top - 1 active).
+    sab_credit: "paper" (gradient to the selected memories only, sec. 3.2) or "exact" (the
+      threshold memory too, as the release's autograd computed).
     recurrent_init, init_scale, forget_bias: as in `LSTM`.
   """
 
@@ -76,6 +86,7 @@ class SABLSTM:
   max_memories: int = 128
   attention_size: Optional[int] = None
   sparsify: str = "paper"
+  sab_credit: str = "paper"
   recurrent_init: str = "orthogonal"
   init_scale: Optional[float] = None
   forget_bias: float = 1.0
@@ -89,6 +100,7 @@ class SABLSTM:
     if self.attention_size is not None:
       check_positive(self.attention_size, "model.attention_size")
     check_choice(self.sparsify, "model.sparsify", sparse_attention.MODES)
+    check_choice(self.sab_credit, "model.sab_credit", sparse_attention.CREDITS)
     if self.k_top:
       low = 2 if self.sparsify == "release" else 1
       if (not isinstance(self.k_top, int) or isinstance(self.k_top, bool)
@@ -157,7 +169,7 @@ class SABLSTM:
           jnp.where(valid, a, 0.0), -1, keepdims=True)), 0.0)
       z = jnp.sum(e, -1, keepdims=True)
       return e / jnp.where(z > 0, z, 1.0)
-    return sparse_attention.sparsify(a, self.k_top, self.sparsify)
+    return sparse_attention.sparsify(a, self.k_top, self.sparsify, self.sab_credit)
 
   def attend(self, params, h_hat, memory, keys, count):
     """`(summary s_t [batch, H], weights [batch, M])`."""
@@ -201,7 +213,7 @@ class SABLSTM:
     q = h_hat @ attn["W2"]
     a = jnp.tanh(keys_sel + q[:, None]) @ attn["w3"]  # [B, k+1]
     w = sparse_attention.weights_of_top(jnp.where(valid, a, -jnp.inf), self.k_top,
-                                        self.sparsify)
+                                        self.sparsify, self.sab_credit)
     # The threshold candidate weighs 0. A broadcast product over all k+1 candidates (not an
     # einsum over the first k) keeps the backward pass free of transposes and pads, which took
     # 21 ms of a 330 ms `sab` window gradient at T=300 on the CPU (docs/PERFORMANCE.md).

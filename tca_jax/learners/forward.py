@@ -15,6 +15,13 @@ gradient is exact and (1) holds for any cell, including cells whose features are
 the new state alone. This is the gradient assembly of UORO's Algorithm 1 (Tallec & Ollivier 2017),
 where the output is computed from `s_t` and the estimate is `delta_theta + (delta_s . s~) theta~`;
 for RTRL it equals Williams & Zipser's `sum_t dL_t/ds_t M_t` because `M_t = J_t M_{t-1} + F_t`.
+An approximate trace is not closed under that identity: (1) applies the full `J_t` to the
+approximate `M_{t-1}`. Passing `features_of_state` selects the other assembly,
+
+    dL_t/dtheta = dL_t/ds_t . M_t                                                         (2)
+
+with the trace propagated first (the textbook form of SnAp, Menick et al. 2020, sec. 3); it needs
+the features to be a function of the new state alone (`h_t` for the SRN, LSTM and GRU).
 
 Flattening. The core parameters are flattened with `jax.flatten_util.ravel_pytree` (columns of
 every influence matrix follow that order) and the state of each example is flattened the same
@@ -155,7 +162,9 @@ Contract = Callable[[Any, jax.Array], jax.Array]
 
 
 def online_scan(model, params, model_state, trace, batch, loss_fn, key, *,
-                propagate: Propagate, contract: Contract) -> WindowResult:
+                propagate: Propagate, contract: Contract,
+                features_of_state: Callable[[jax.Array], jax.Array] | None = None
+                ) -> WindowResult:
   """Runs one window forward, accumulating the gradient (1) step by step.
 
   Args:
@@ -167,7 +176,9 @@ def online_scan(model, params, model_state, trace, batch, loss_fn, key, *,
     loss_fn: the task's per-step weighted loss.
     key: randomness for the window; step t gets `fold_in(key, t)`.
     propagate: one trace step, `M_{t-1} -> M_t`.
-    contract: `(M_{t-1}, dL_t/ds_{t-1}) -> [P]`, summed over the batch.
+    contract: `(M_{t-1}, dL_t/ds_{t-1}) -> [P]`, summed over the batch; with
+      `features_of_state`, `(M_t, dL_t/ds_t) -> [P]` (assembly (2)).
+    features_of_state: `s_t [B, S] -> features [B, F]`; None = assembly (1).
 
   Returns:
     A `WindowResult`.
@@ -186,12 +197,24 @@ def online_scan(model, params, model_state, trace, batch, loss_fn, key, *,
       outputs = model.readout(rest_params, features)
       return jnp.mean(loss_fn(outputs, y, m)), outputs
 
-    loss, vjp, outputs = jax.vjp(step_loss, theta, rest, s, has_aux=True)
-    g_direct, g_r, g_s = vjp(jnp.ones_like(loss))
-    g_core = g_core + g_direct + contract(tr, g_s)
+    if features_of_state is None:
+      loss, vjp, outputs = jax.vjp(step_loss, theta, rest, s, has_aux=True)
+      g_direct, g_r, g_s = vjp(jnp.ones_like(loss))
+      g_core = g_core + g_direct + contract(tr, g_s)
+      tr = propagate(flat, theta, s, x, tr, jax.random.fold_in(key, t))
+      s, _ = flat.batched_step(theta, s, x)
+    else:
+      tr = propagate(flat, theta, s, x, tr, jax.random.fold_in(key, t))
+      s, _ = flat.batched_step(theta, s, x)
+
+      def new_state_loss(rest_params, s_new):
+        outputs = model.readout(rest_params, features_of_state(s_new))
+        return jnp.mean(loss_fn(outputs, y, m)), outputs
+
+      loss, vjp, outputs = jax.vjp(new_state_loss, rest, s, has_aux=True)
+      g_r, g_s = vjp(jnp.ones_like(loss))
+      g_core = g_core + contract(tr, g_s)
     g_rest = jax.tree.map(jnp.add, g_rest, g_r)
-    tr = propagate(flat, theta, s, x, tr, jax.random.fold_in(key, t))
-    s, _ = flat.batched_step(theta, s, x)
     return (s, tr, g_core, g_rest), (loss, outputs)
 
   init = (s0, trace, jnp.zeros_like(theta), jax.tree.map(jnp.zeros_like, rest))

@@ -14,6 +14,20 @@ i.e. RTRL's step restricted to the pattern (the unit-diagonal blocks of `J_t`). 
 recurrent matrices are diagonal, `J_t` is unit-block-diagonal and `F_t` lies in the pattern, so
 nothing is dropped and SnAp-1 equals RTRL; otherwise it is biased (Menick et al. sec. 3).
 
+Variants (`learner.variant`; both carry the same trace `C_t`, they differ in the gradient):
+
+- `"textbook"` (default; Menick et al. sec. 3, the estimator behind the paper's numbers): the
+  step gradient is `dL_t/ds_t . M~_t` with `M~_t = mask(J_t M~_{t-1} + F_t)` the sparse trace
+  above (`learners.forward` assembly (2)): everything outside the pattern is dropped, including
+  the off-diagonal part of `J_t M~_{t-1}`.
+- `"full_jacobian"` (tca-jax's earlier default): `dL_t/dtheta|_direct + dL_t/ds_{t-1} .
+  M~_{t-1}` (assembly (1)), i.e. `dL_t/ds_t . (J_t M~_{t-1} + F_t)`: the full `J_t` is applied
+  to the masked trace before the contraction, so the one-step product keeps its off-pattern
+  entries (and the GRU's off-pattern `F_t`). It carries the same O(P) trace and is a different
+  biased estimator of its own; it is not the paper's.
+
+Both equal RTRL when the recurrence is diagonal.
+
 Choice for the GRU: its reset-gate parameters reach every unit in one step through `U_n`
 (`n = tanh(... + (r * h) U_n)`), so strictly their columns are dense after one step; keeping them
 dense would cost RTRL's O(H^3) memory, so we keep, as for every other parameter, the entries of
@@ -24,8 +38,9 @@ from the dense state Jacobian (`jax.jacfwd`, O(S) JVPs) and the pattern entries 
 dense immediate Jacobian (`jax.jacrev`, O(S) VJPs, transient O(S P) memory), O(H^3) compute per
 step. For the SRN with `structured=True` (the default) both are written out, `J_t[u, u] =
 D_u W_hh[u, u]` and `F_t[u, (k, u)] = a_k D_u` with `D = act'(pre-activation)`,
-`a = [x, h_{t-1}, 1]`: O(P) compute and memory per step. The gradient of the step loss is
-`dL_t/dtheta|_direct + sum_a dL_t/ds_{t-1}[(a, u(p))] C_{t-1}[a, p]` (see `learners.forward`).
+`a = [x, h_{t-1}, 1]`: O(P) compute and memory per step. The textbook gradient of the step loss
+is `sum_a dL_t/ds_t[(a, u(p))] C_t[a, p]`, the full-Jacobian one `dL_t/dtheta|_direct + sum_a
+dL_t/ds_{t-1}[(a, u(p))] C_{t-1}[a, p]` (see `learners.forward`).
 """
 
 from __future__ import annotations
@@ -43,6 +58,7 @@ from tca_jax.learners.base import Aux, Learner
 from tca_jax.registry import ConfigError
 
 CELLS = ("srn", "lstm", "gru")
+VARIANTS = ("textbook", "full_jacobian")
 
 
 class SnAp1State(NamedTuple):
@@ -56,15 +72,21 @@ class SnAp1(Learner):
 
   Attributes:
     structured: use the closed-form O(P) step for the SRN (the generic path otherwise).
+    variant: "textbook" (Menick et al.'s estimator, the default) or "full_jacobian" (the full
+      `J_t` applied to the masked trace before the contraction); see the module docstring.
   """
 
   NAME: ClassVar[str] = "snap1"
   exact: ClassVar[bool] = False
   structured: bool = True
+  variant: str = "textbook"
 
   def __post_init__(self):
     if not isinstance(self.structured, bool):
       raise ConfigError(f"learner.structured={self.structured!r} must be True or False")
+    if self.variant not in VARIANTS:
+      raise ConfigError(
+          f"learner.variant={self.variant!r} is not a snap1 variant; allowed: {', '.join(VARIANTS)}")
 
   def validate_model(self, model):
     forward.check_cell(model, self.NAME, CELLS)
@@ -114,9 +136,13 @@ class SnAp1(Learner):
       g = g_s.reshape(g_s.shape[0], n_s, h_size)[..., unit]  # [B, n_s, P]
       return jnp.einsum("bap,bap->p", g, c)
 
+    # The features of the SRN, LSTM and GRU are h_t, the first H entries of the flat state (the
+    # LSTM's state is `(h, c)`).
+    features = (None if self.variant == "full_jacobian" else lambda s: s[:, :h_size])
     out = forward.online_scan(model, params, lstate.model_state, lstate.influence, batch,
                               loss_fn, key, contract=contract,
-                              propagate=propagate_srn if structured else propagate_generic)
+                              propagate=propagate_srn if structured else propagate_generic,
+                              features_of_state=features)
     zeros = jax.tree.map(jnp.zeros_like, lparams)
     return (SnAp1State(out.model_state, out.trace), (out.grads, zeros),
             Aux(out.loss, out.outputs, {}))

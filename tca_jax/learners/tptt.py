@@ -24,7 +24,8 @@ is trained without back-propagating errors through `W_hh`. Each call to `update`
 4. returns descent directions (gradients; the optimizer multiplies them by its learning rate):
 
    * G-phase (eq. 9, with the noise of sec. 3.1.2): for `V_hh`, `c_h` the gradient of
-     `sum_t MSE(G(x_t, F(x_t, h_{t-1} + eps)), h_{t-1} + eps)`, `eps ~ N(0, sigma^2)` per unit;
+     `sum_{t=1}^{T-1} MSE(G(x_t, F(x_t, h_{t-1} + eps)), h_{t-1} + eps)`, `eps ~ N(0, sigma^2)`
+     per unit (the first term reconstructs `h_0`, the state entering the window);
    * F-phase (eq. 10): for `W_hh`, `b_h` the gradient of `sum_t MSE(F(x_t, h_{t-1}), h^_t)` with
      `h_{t-1}` and `h^_t` held constant (`stop_gradient`), so no gradient crosses time;
    * `W_hy`, `b_y` (the readout) and, for `tptt`, `W_xh` by `dE` directly (eqs. 11-12; `dE/dW_xh`
@@ -42,19 +43,37 @@ Choices where the paper is vague (documented so they can be changed deliberately
 
 * MSE is the mean over the batch and the hidden units of the squared difference, per time step;
   the per-step MSEs are summed over time (the sums of eqs. 9-10).
-* Eq. 9 sums T-1 terms (written t = 1 .. t_max - 1). We keep T-1 terms and take the ones the
-  targets use: eq. 8 applies G at x_2 .. x_T, so the G-phase reconstructs h_1 .. h_{T-1} from
-  steps 2 .. T. The reconstruction of the state entering the window (never a target) is left out.
+* Eq. 9 sums t = 1 .. T-1 (`g_terms="eq9"`, the default): G reconstructs h_0 .. h_{T-2}.
+  `g_terms="all"` sums t = 1 .. T (the authors' release); `g_terms="targets"` sums t = 2 .. T,
+  the terms whose G the targets of eq. 8 use (G applied at x_2 .. x_T; tca-jax's earlier
+  choice).
 * A loss at several steps (the framework allows it; the paper has one at the last step) adds its
   direct gradient at every step: `h^_t = h_t - G(x_{t+1}, h_{t+1}) + G(x_{t+1}, h^_{t+1})
   - alpha_i dE/dh_t|_direct`, where `|_direct` is the partial through `y_t` alone. With the loss
   on the last step only this is exactly eqs. 3 and 6.
-* Randomised phases (sec. 3.1.3): each call runs the G-phase with probability `p_g` and the
-  F-phase always (after it, when it runs); `p_g = 1` is the strict alternation G, F, G, F, ...
-  A G-phase that does not run returns an exactly zero update for `lparams`, and the optimizer of
-  that group skips zero updates entirely (no momentum step, state unchanged, see
+* Phases (sec. 3.1.3). `p_g = 1` (the default) is the synchronised schedule of Table 1 and
+  Fig. 8's E_sync: every call runs the G-phase and then the F-phase. With `p_g < 1` and
+  `phases="either"` (the default) a call runs exactly one phase, the G-phase with probability
+  `p_g` and the F-phase otherwise ("the probability of executing either of the update phases");
+  `phases="g_optional"` (tca-jax's earlier rule) runs the G-phase with probability `p_g` and the
+  F-phase always. A phase that does not run returns an exactly zero update for its group, and
+  the optimizer skips zero updates entirely (no momentum step, state unchanged, see
   `skip_zero_updates`), so a skipped phase really is skipped.
-* `V_hh` starts orthogonal (the paper initialises its matrices orthogonally), `c_h` at zero.
+* The targets are set before the G-phase's update (sec. 2: "after the local targets have been set
+  ... first, it updates the parameters of G"); `targets_after_g=True` sets them with the inverse
+  one G step later, `V - alpha_g dV` (the release's order: its G step runs, then its F step
+  recomputes the targets). The step is the plain gradient step, so this matches the release
+  exactly with `train.momentum=0`; with momentum the velocity's part is not looked ahead.
+* `V_hh` starts from N(0, 0.1^2) (`inverse_init="normal"`: sec. 3.1, "all synaptic weights
+  sampled from N(0, 0.1)"), `c_h` at zero; `inverse_init="orthogonal"` is the release's.
+
+Variants (`variant`): "paper" (the default) follows the text as above; "release" sets the unset
+options to the authors' release (nmanchev/tptt, `RNN_dtp.py`): `g_terms="all"` (noise on h_0
+too), `phases="g_optional"` with `p_g=1` (G then F every iteration), `targets_after_g=True`,
+`inverse_init="orthogonal"`. Options set explicitly win over the variant. The release's default
+`W_xh` rule is eq. 13, i.e. the learner `tptt_hx` here (`tptt` is eq. 12, the text's Sec. 3
+experiments). Which variant produced the paper's tables is not stated; the release is the code
+the authors published with it.
 
 Experimental (beyond the paper, its stated future work): with `experimental=True` the same rule
 runs on the LSTM and the GRU. Targets live on the hidden output `h_t` (the readout's features);
@@ -71,7 +90,8 @@ losses of eqs. 10 and 9 before the update), `g_phase` (1 when the G-phase ran),
 `bptt_cosine_recurrent` for `tptt` (cosine between that direction and the BPTT gradient of the
 same matrix, which the `W_xh` gradient computes anyway; Fig. 5 is `arccos` of it), and with
 `log_local_losses=True` the per-step losses `f_loss/{t:03d}` and `g_loss/{t:03d}` (Fig. 6; t is
-1-based within the window, `g_loss/001` is always 0 because that term is not trained).
+1-based within the window; `g_loss/{t}` is reported for every t, and `g_loss` sums the trained
+terms).
 """
 
 from __future__ import annotations
@@ -92,6 +112,28 @@ from tca_jax.registry import ConfigError
 
 # The core parameter that multiplies the input: updated by dE (tptt) or local targets (tptt_hx).
 INPUT_KEYS = ("W_xh", "W_x")
+VARIANTS = ("paper", "release")
+G_TERMS = ("eq9", "all", "targets")
+PHASES = ("either", "g_optional")
+INVERSE_INITS = ("normal", "orthogonal")
+INIT_STD = 0.1  # sec. 3.1: "all synaptic weights sampled from N(0, 0.1)"
+# What each variant sets the unset options to.
+VARIANT_OPTIONS = {
+    "paper": {"g_terms": "eq9", "phases": "either", "targets_after_g": False,
+              "inverse_init": "normal"},
+    "release": {"g_terms": "all", "phases": "g_optional", "targets_after_g": True,
+                "inverse_init": "orthogonal"},
+}
+
+
+def g_weights(g_terms: str, length: int, dtype):
+  """`[T]` 0/1 weights of the per-step G-phase losses (entry i is step t = i + 1)."""
+  w = jnp.ones((length,), dtype)
+  if g_terms == "eq9":
+    return w.at[-1].set(0.0)
+  if g_terms == "targets":
+    return w.at[0].set(0.0)
+  return w
 
 
 def hidden(state):
@@ -201,7 +243,7 @@ def local_losses(core, core_params, prev_states, inputs, targets):
 def inverse_losses(core, core_params, lparams, prev_states, inputs, noise=None):
   """Per-step G-phase losses `MSE(G(x_t, F(x_t, h_{t-1} + eps)), h_{t-1} + eps)`, `[time]`.
 
-  Entry 0 (the reconstruction of the state entering the window) is returned but not trained.
+  Entry t-1 is step t's term (it reconstructs `h_{t-1}`); which are trained is `g_weights`.
   The forward parameters are held constant (`stop_gradient`); only `lparams` get a gradient.
   """
   core_params = jax.lax.stop_gradient(core_params)
@@ -251,7 +293,13 @@ class TPTT(Learner):
     alpha_g: learning rate of the inverse's parameters `V_hh`, `c_h` (eq. 9).
     sigma: standard deviation of the Gaussian noise added to `h_{t-1}` in the G-phase (sec.
       3.1.2; the paper's epsilon column); 0 = no noise.
-    p_g: probability that a call runs the G-phase (sec. 3.1.3); 1 = strict alternation.
+    p_g: probability that a call runs the G-phase (sec. 3.1.3); 1 = G then F in every call.
+    variant: "paper" (the text, default) or "release" (the authors' code); sets the options
+      below that are left unset (None).
+    g_terms: which terms eq. 9 sums: "eq9" (t = 1..T-1), "all" (1..T), "targets" (2..T).
+    phases: with p_g < 1, "either" (one phase per call) or "g_optional" (F always).
+    targets_after_g: set the targets with the inverse after the G step.
+    inverse_init: "normal" (N(0, 0.1^2)) or "orthogonal" for `V_hh`.
     experimental: allow the LSTM and GRU (experimental extension, see the module docstring).
     log_local_losses: add the per-step local losses `f_loss/{t}`, `g_loss/{t}` to the metrics.
   """
@@ -266,6 +314,11 @@ class TPTT(Learner):
   alpha_g: float = 0.001
   sigma: float = 0.0
   p_g: float = 1.0
+  variant: str = "paper"
+  g_terms: Optional[str] = None
+  phases: Optional[str] = None
+  targets_after_g: Optional[bool] = None
+  inverse_init: Optional[str] = None
   experimental: bool = False
   log_local_losses: bool = False
 
@@ -284,6 +337,20 @@ class TPTT(Learner):
       raise ConfigError(f"learner.sigma={self.sigma!r} must be a number >= 0 (0 = no noise)")
     if not number(self.p_g) or not 0 < self.p_g <= 1:
       raise ConfigError(f"learner.p_g={self.p_g!r} must be in (0, 1] (1 = strict alternation)")
+    for field, allowed in (("variant", VARIANTS), ("g_terms", G_TERMS), ("phases", PHASES),
+                           ("inverse_init", INVERSE_INITS)):
+      value = getattr(self, field)
+      if (value is not None or field == "variant") and value not in allowed:
+        raise ConfigError(f"learner.{field}={value!r} is not allowed for learner {self.NAME!r}; "
+                          f"allowed: {', '.join(allowed)}")
+    if self.targets_after_g is not None and not isinstance(self.targets_after_g, bool):
+      raise ConfigError(f"learner.targets_after_g={self.targets_after_g!r} must be True or False")
+
+  def option(self, name: str):
+    """The value of option `name` (`g_terms`, `phases`, `targets_after_g`, `inverse_init`): the
+    field when set, else the variant's choice."""
+    value = getattr(self, name)
+    return VARIANT_OPTIONS[self.variant][name] if value is None else value
 
   def validate_model(self, model) -> None:
     """Raises `ConfigError` unless the core is an SRN (or an LSTM/GRU with `experimental`)."""
@@ -301,22 +368,26 @@ class TPTT(Learner):
         "srn (lstm, gru with learner.experimental=True)")
 
   def init_params(self, key, model, params):
-    """`{"V_hh": orthogonal [H, H], "c_h": zeros [H]}` (+ `"U_x"` for gated cells)."""
+    """`{"V_hh": [H, H], "c_h": zeros [H]}` (+ `"U_x"` for gated cells); `V_hh` from N(0, 0.1^2)
+    or orthogonal (`inverse_init`)."""
     self.validate_model(model)
     core_params = params["core"]
     h = model.core.hidden_size
     dtype = jax.tree.leaves(params)[0].dtype
     k_v, k_u = jax.random.split(key)
-    lparams = {"V_hh": initializers.orthogonal(k_v, (h, h)).astype(dtype),
-               "c_h": jnp.zeros((h,), dtype)}
+    if self.option("inverse_init") == "orthogonal":
+      v_hh = initializers.orthogonal(k_v, (h, h))
+    else:
+      v_hh = INIT_STD * jax.random.normal(k_v, (h, h))
+    lparams = {"V_hh": v_hh.astype(dtype), "c_h": jnp.zeros((h,), dtype)}
     if not isinstance(model.core, SRN):
       n_in = core_params[input_key(core_params)].shape[0]
       lparams["U_x"] = initializers.input_matrix(k_u, (n_in, h)).astype(dtype)
     return lparams
 
   def optimizer(self, make, learning_rate):
-    """`make(alpha_f)` for the model parameters, `make(alpha_g)` (skipping zero updates) for
-    the inverse's, over the `(params, lparams)` tuple."""
+    """`make(alpha_f)` for the model parameters, `make(alpha_g)` for the inverse's, over the
+    `(params, lparams)` tuple; each skips all-zero updates (a phase that did not run)."""
     alpha_f = learning_rate if self.alpha_f is None else self.alpha_f
 
     def labels(tree):
@@ -324,7 +395,8 @@ class TPTT(Learner):
       return (jax.tree.map(lambda _: "f", params), jax.tree.map(lambda _: "g", lparams))
 
     return optax.multi_transform(
-        {"f": make(alpha_f), "g": skip_zero_updates(make(self.alpha_g))}, labels)
+        {"f": skip_zero_updates(make(alpha_f)), "g": skip_zero_updates(make(self.alpha_g))},
+        labels)
 
   def targets(self, model, params, lparams, state, batch, loss_fn):
     """The forward pass and its local targets, without any update (for tests and analysis).
@@ -365,38 +437,50 @@ class TPTT(Learner):
       (loss, (final, prev, hs, outputs)), (grad_e, direct) = jax.value_and_grad(
           objective, argnums=(0, 1), has_aux=True)(params, probe)
 
-    # Targets (eqs. 3, 8), constants from here on.
-    inverse_fn = lambda x, h: inverse(core, params["core"], lparams, x, h)
-    targets = jax.lax.stop_gradient(
-        propagate_targets(hs, inputs, direct, inverse_fn, self.alpha_i))
-
-    # F-phase (eq. 10; eq. 13 for tptt_hx).
-    f_losses, f_grads = _value_and_grad_sum(
-        lambda cp: local_losses(core, cp, prev, inputs, targets), params["core"])
-    core_updates = dict(f_grads)
-    if not self.local_input:
-      core_updates[in_key] = grad_e["core"][in_key]
-    param_updates = {"core": core_updates, "readout": grad_e["readout"]}
-
-    # G-phase (eq. 9 with the noise of sec. 3.1.2), run with probability p_g.
+    # G-phase (eq. 9 with the noise of sec. 3.1.2).
     k_phase, k_noise = jax.random.split(key)
     noise = None
     if self.sigma > 0:
       noise = self.sigma * jax.random.normal(k_noise, hs.shape, hs.dtype)
     g_losses, g_grads = _value_and_grad_sum(
         lambda lp: inverse_losses(core, params["core"], lp, prev, inputs, noise), lparams,
-        weights=jnp.ones(hs.shape[0], hs.dtype).at[0].set(0.0))
+        weights=g_weights(self.option("g_terms"), hs.shape[0], hs.dtype))
+
+    # Which phases run (sec. 3.1.3).
     if self.p_g < 1.0:
       run_g = jax.random.bernoulli(k_phase, self.p_g)
-      g_grads = jax.tree.map(lambda g: jnp.where(run_g, g, jnp.zeros_like(g)), g_grads)
+      run_f = ~run_g if self.option("phases") == "either" else jnp.asarray(True)
     else:
-      run_g = jnp.asarray(True)
+      run_g = run_f = jnp.asarray(True)
+
+    # Targets (eqs. 3, 8), constants from here on; with `targets_after_g` from the inverse one
+    # (plain) G step later, as the release's F step sees it.
+    target_lparams = lparams
+    if self.option("targets_after_g"):
+      target_lparams = jax.tree.map(
+          lambda v, g: v - self.alpha_g * jnp.where(run_g, g, jnp.zeros_like(g)), lparams,
+          g_grads)
+    inverse_fn = lambda x, h: inverse(core, params["core"], target_lparams, x, h)
+    targets = jax.lax.stop_gradient(
+        propagate_targets(hs, inputs, direct, inverse_fn, self.alpha_i))
+
+    # F-phase (eq. 10; eq. 13 for tptt_hx) and eqs. 11-12.
+    f_losses, f_grads = _value_and_grad_sum(
+        lambda cp: local_losses(core, cp, prev, inputs, targets), params["core"])
+    core_updates = dict(f_grads)
+    if not self.local_input:
+      core_updates[in_key] = grad_e["core"][in_key]
+    param_updates = {"core": core_updates, "readout": grad_e["readout"]}
+    skip = lambda run, tree: jax.tree.map(lambda g: jnp.where(run, g, jnp.zeros_like(g)), tree)
+    g_grads = skip(run_g, g_grads)
+    param_updates = skip(run_f, param_updates)  # the diagnostics below use the direction itself
 
     rec_key = _recurrent_key(core)
     metrics = {
         "f_loss": jnp.sum(f_losses),
-        "g_loss": jnp.sum(g_losses[1:]),
+        "g_loss": jnp.sum(g_weights(self.option("g_terms"), hs.shape[0], hs.dtype) * g_losses),
         "g_phase": run_g.astype(hs.dtype),
+        "f_phase": run_f.astype(hs.dtype),
         "recurrent_update_norm": jnp.linalg.norm(core_updates[rec_key]),
     }
     if not self.local_input:
@@ -404,7 +488,7 @@ class TPTT(Learner):
     if self.log_local_losses:
       for t in range(hs.shape[0]):
         metrics[f"f_loss/{t + 1:03d}"] = f_losses[t]
-        metrics[f"g_loss/{t + 1:03d}"] = g_losses[t] if t else jnp.zeros_like(g_losses[t])
+        metrics[f"g_loss/{t + 1:03d}"] = g_losses[t]
     return CarriedState(final), (param_updates, g_grads), Aux(loss, outputs, metrics)
 
 

@@ -14,12 +14,22 @@ when `time_step <= top_k`) the weights are a softmax over the valid raw weights:
 memory is selected. With no valid memory all weights are zero (the summary is the zero vector).
 This holds in both modes.
 
+Credit (`credit`, the gradient only; the forward values are the same):
+
+- `"paper"` (default): Ke et al. sec. 3.2, "the gradient ... flows ... to the at-most k_top
+  memories ... (and no others)": the threshold tau is a constant of the backward pass
+  (`stop_gradient`), so only the raw weights of the selected entries get gradient; the threshold
+  memory gets none, through its key or otherwise.
+- `"exact"`: the derivative of Algorithm 1 as written, tau included: the threshold entry's raw
+  weight also gets gradient (tau moves the others' prominence), so the threshold memory gets
+  credit through its key. This is what the authors' release computed (PyTorch autograd through a
+  threshold it did not detach), i.e. the variant behind the paper's numbers.
+
 The custom VJP. `lax.top_k` picks the k + 1 largest entries once in the forward pass; the
 backward pass works on those k + 1 entries only (O(k) per row, plus one scatter into a zero
-cotangent). It equals `jax.grad` of the plain formula (`plain_sparsify`) wherever that is
-differentiable (no ties among the k + 1 largest). Gradient reaches the raw weights of the k
-selected entries and of the threshold entry (tau moves the others' prominence); every other raw
-weight gets exactly zero.
+cotangent). It equals `jax.grad` of the plain formula (`plain_sparsify`, same `credit`) wherever
+that is differentiable (no ties among the k + 1 largest). Every raw weight outside the k
+selected entries and (for "exact") the threshold entry gets exactly zero.
 
 A normaliser of 0 (all k selected weights tie with tau) gives all-zero weights and gradients.
 """
@@ -32,9 +42,15 @@ import jax
 import jax.numpy as jnp
 
 MODES = ("paper", "release")
+CREDITS = ("paper", "exact")
 
 
-def _from_top(vals, k: int, mode: str):
+def _threshold(tau, credit: str):
+  # "paper" credit: the threshold is a constant of the backward pass (sec. 3.2).
+  return jax.lax.stop_gradient(tau) if credit == "paper" else tau
+
+
+def _from_top(vals, k: int, mode: str, credit: str = "paper"):
   """Weights of the k+1 largest raw weights `vals [..., k+1]` (descending, -inf = invalid).
 
   Returns `[..., k]`: the weights of `vals[..., :k]` (the last entry, tau, always gets 0).
@@ -43,7 +59,7 @@ def _from_top(vals, k: int, mode: str):
   safe = jnp.where(finite, vals, 0.0)
   # Sparse branch: all k+1 exist.
   n_sel = k if mode == "paper" else k - 1
-  tau = safe[..., n_sel]
+  tau = _threshold(safe[..., n_sel], credit)
   r = jax.nn.relu(safe[..., :k] - tau[..., None])
   r = jnp.where(jnp.arange(k) < n_sel, r, 0.0)
   total = jnp.sum(r, axis=-1, keepdims=True)
@@ -76,48 +92,50 @@ def pad_to(a, n: int):
   return jnp.pad(a, pad, constant_values=-jnp.inf)
 
 
-def weights_of_top(vals, k: int, mode: str = "paper"):
+def weights_of_top(vals, k: int, mode: str = "paper", credit: str = "paper"):
   """The weights of the k largest of `vals [..., k+1]`, the k+1 largest raw weights in
   descending order (`-inf` = invalid), as `sparsify` computes them: `[..., k]`.
 
-  Differentiable with plain autodiff; the `sab` learner applies it to raw weights recomputed on
-  the gathered k+1 candidates, so its backward pass never touches the other memories.
+  Differentiable with plain autodiff (with `credit="paper"` the last entry, the threshold, gets
+  no gradient); the `sab` learner applies it to raw weights recomputed on the gathered k+1
+  candidates, so its backward pass never touches the other memories.
   """
-  return _from_top(vals, k, mode)
+  return _from_top(vals, k, mode, credit)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def sparsify(a, k: int, mode: str = "paper"):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def sparsify(a, k: int, mode: str = "paper", credit: str = "paper"):
   """Sparsified attention weights.
 
   Args:
     a: `[..., M]` raw attention weights; `-inf` marks an invalid (empty) memory slot.
     k: k_top >= 1 (>= 2 in "release" mode), a static int.
     mode: "paper" (subtract the (k+1)-th largest) or "release" (subtract the k-th).
+    credit: "paper" (gradient to the selected entries only) or "exact" (the threshold too).
 
   Returns:
     `[..., M]` non-negative weights summing to 1 over the last axis (0 if no slot is valid).
   """
-  return _fwd(a, k, mode)[0]
+  return _fwd(a, k, mode, credit)[0]
 
 
-def _fwd(a, k, mode):
+def _fwd(a, k, mode, credit):
   m = a.shape[-1]
   vals, idx = jax.lax.top_k(pad_to(a, k + 1), k + 1)
-  w = _from_top(vals, k, mode)
+  w = _from_top(vals, k, mode, credit)
   out = _scatter(w, idx[..., :k], m)  # padded slots (index >= m) are dropped
   return out, (vals, idx)
 
 
-def _sparsify_fwd(a, k, mode):
-  return _fwd(a, k, mode)
+def _sparsify_fwd(a, k, mode, credit):
+  return _fwd(a, k, mode, credit)
 
 
-def _sparsify_bwd(k, mode, res, g):
+def _sparsify_bwd(k, mode, credit, res, g):
   vals, idx = res
   m = g.shape[-1]
   g_sel = jnp.take_along_axis(g, jnp.minimum(idx[..., :k], m - 1), axis=-1)
-  _, vjp = jax.vjp(lambda v: _from_top(v, k, mode), vals)
+  _, vjp = jax.vjp(lambda v: _from_top(v, k, mode, credit), vals)
   (g_vals,) = vjp(g_sel)
   g_vals = jnp.where(jnp.isfinite(vals), g_vals, 0.0)
   lead = g_vals.shape[:-1]
@@ -132,12 +150,12 @@ def _sparsify_bwd(k, mode, res, g):
 sparsify.defvjp(_sparsify_fwd, _sparsify_bwd)
 
 
-def plain_sparsify(a, k: int, mode: str = "paper"):
+def plain_sparsify(a, k: int, mode: str = "paper", credit: str = "paper"):
   """The same function written densely with `jnp.sort` (the reference for tests).
 
   Rows must hold at least k + 1 finite entries (the sparse regime).
   """
   srt = jnp.sort(a, axis=-1)[..., ::-1]
-  tau = srt[..., k] if mode == "paper" else srt[..., k - 1]
+  tau = _threshold(srt[..., k] if mode == "paper" else srt[..., k - 1], credit)
   r = jax.nn.relu(a - tau[..., None])
   return r / jnp.sum(r, axis=-1, keepdims=True)

@@ -75,6 +75,10 @@ class Task:
     del key
     return self.sequence_length
 
+  def length_choices(self) -> tuple:
+    """Every length `draw_length` can return, each equally likely (one unless jittered)."""
+    return (self.sequence_length,)
+
   def sample(self, key, batch_size: int, length: int | None = None) -> Batch:
     raise NotImplementedError
 
