@@ -25,7 +25,7 @@ dense immediate Jacobian (`jax.jacrev`, O(S) VJPs, transient O(S P) memory), O(H
 step. For the SRN with `structured=True` (the default) both are written out, `J_t[u, u] =
 D_u W_hh[u, u]` and `F_t[u, (k, u)] = a_k D_u` with `D = act'(pre-activation)`,
 `a = [x, h_{t-1}, 1]`: O(P) compute and memory per step. The gradient of the step loss is
-`dL_t/dtheta|_direct + sum_a dL_t/ds_{t-1}[(a, u(p))] C_{t-1}[a, p]` (see `learners.forward`).
+`dL_t/dtheta|_direct + sum_a dL_t/ds_{t-1}[(a, u(p))] C_{t-1}[a, p]` (see `learners.forward_mode`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 
 from tca_jax.cells.rnn import ACTIVATIONS, SRN
-from tca_jax.learners import forward
+from tca_jax.learners import forward_mode
 from tca_jax.learners.base import Aux, Learner
 from tca_jax.registry import ConfigError
 
@@ -67,16 +67,16 @@ class SnAp1(Learner):
       raise ConfigError(f"learner.structured={self.structured!r} must be True or False")
 
   def validate_model(self, model):
-    forward.check_cell(model, self.NAME, CELLS)
+    forward_mode.check_cell(model, self.NAME, CELLS)
 
   def _slots(self, model, params):
-    s, _ = forward.sizes(model, params)
+    s, _ = forward_mode.sizes(model, params)
     return s // model.core.hidden_size
 
   def init_state(self, model, params, batch_size: int):
     self.validate_model(model)
     dtype = jax.tree.leaves(params)[0].dtype
-    _, p = forward.sizes(model, params)
+    _, p = forward_mode.sizes(model, params)
     return SnAp1State(model.initial_state(batch_size, dtype),
                       jnp.zeros((batch_size, self._slots(model, params), p), dtype))
 
@@ -84,15 +84,15 @@ class SnAp1(Learner):
     self.validate_model(model)
     h_size = model.core.hidden_size
     n_s = self._slots(model, params)
-    unit = forward.unit_index(params["core"], h_size)
+    unit = forward_mode.unit_index(params["core"], h_size)
     structured = self.structured and isinstance(model.core, SRN)
 
     def propagate_generic(flat, theta, s, x, c, key):
       del key
       b = s.shape[0]
-      jac = forward.state_jacobian(flat, theta, s, x).reshape(b, n_s, h_size, n_s, h_size)
+      jac = forward_mode.state_jacobian(flat, theta, s, x).reshape(b, n_s, h_size, n_s, h_size)
       blocks = jnp.diagonal(jac, axis1=2, axis2=4)[..., unit]  # [B, n_s, n_s, P]
-      imm = forward.param_jacobian(flat, theta, s, x, "reverse").reshape(b, n_s, h_size, -1)
+      imm = forward_mode.param_jacobian(flat, theta, s, x, "reverse").reshape(b, n_s, h_size, -1)
       imm = jnp.take_along_axis(imm, jnp.asarray(unit)[None, None, None, :], axis=2)[:, :, 0]
       return jnp.einsum("bacp,bcp->bap", blocks, c) + imm
 
@@ -114,7 +114,7 @@ class SnAp1(Learner):
       g = g_s.reshape(g_s.shape[0], n_s, h_size)[..., unit]  # [B, n_s, P]
       return jnp.einsum("bap,bap->p", g, c)
 
-    out = forward.online_scan(model, params, lstate.model_state, lstate.influence, batch,
+    out = forward_mode.online_scan(model, params, lstate.model_state, lstate.influence, batch,
                               loss_fn, key, contract=contract,
                               propagate=propagate_srn if structured else propagate_generic)
     zeros = jax.tree.map(jnp.zeros_like, lparams)
