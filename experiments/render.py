@@ -49,10 +49,13 @@ def _fmt(v, fmt):
   return format(v, fmt) if isinstance(v, (int, float)) and not math.isnan(v) else "–"
 
 
-def format_cell(cell, metric, paper, first: bool = True) -> str:
+def format_cell(cell, metric, paper, first: bool = True, with_paper: bool = True) -> str:
   """`ours (paper)`: ours is the mean over seeds, `± std` with several seeds. A cell that did
-  not run gives its reason in its `first` column and only its kind ("n/a") in the others."""
+  not run gives its reason in its `first` column and only its kind ("n/a") in the others.
+  `with_paper=False` (a table of our own, no paper behind it): `ours` only."""
   paper_s = f" ({_fmt(paper, metric.fmt)})" if paper is not None else " (–)"
+  if not with_paper:
+    paper_s = ""
   if cell.status != "ok":
     status = cell.status if first else cell.status.split(":")[0]
     short = status if len(status) < 90 else status[:87] + "..."
@@ -72,11 +75,13 @@ def format_cell(cell, metric, paper, first: bool = True) -> str:
 
 def markdown(table, preset, settings, cells) -> str:
   lines = [f"### {table.title}", ""]
-  if preset == "local":
+  with_paper = table.source is not None
+  if preset == "local" and with_paper:
     lines += ["**Reduced run (`--preset=local`): not the paper's setting; compare the ordering of "
               "the rows, not the values.**", ""]
-  lines += [f"Command: `python -m experiments.reproduce --table={table.name} --preset={preset}`."
-            f" Each cell: ours (paper). Paper numbers: {table.source}.", ""]
+  command = f"Command: `python -m experiments.reproduce --table={table.name} --preset={preset}`."
+  lines += [command + (f" Each cell: ours (paper). Paper numbers: {table.source}." if with_paper
+                       else " Each cell: ours (no paper behind this table)."), ""]
   header = ["method"]
   for s in settings:
     for m in s.metrics:
@@ -89,7 +94,7 @@ def markdown(table, preset, settings, cells) -> str:
     for s in settings:
       for i, m in enumerate(s.metrics):
         out.append(format_cell(cells[(row.label, s.paper)], m, row.paper.get((s.paper, m.label)),
-                               first=i == 0))
+                               first=i == 0, with_paper=with_paper))
     lines.append("| " + " | ".join(out) + " |")
   note = table.note(preset)
   if note:

@@ -2,7 +2,8 @@
 run kind produces each cell. `experiments.runner` runs them, `experiments.render` writes them.
 
 Adding a table: write `Table(name=..., rows=..., settings=..., kind=...)` below and list it in
-`TABLES`. `kind` names an entry of `runner.RUN_KINDS`: "final" (train with the generic trainer,
+`TABLES`. A table of our own (no paper behind it, e.g. every learner on every synthetic task) has
+`source=None` and rows with empty paper numbers (`{}`); its markdown shows our numbers only. `kind` names an entry of `runner.RUN_KINDS`: "final" (train with the generic trainer,
 read the test metrics), "t_max", "iters" and "generalisation" (the TPTT paper's protocol,
 `tca_jax.tptt_protocol`: Tables 1, 2 and 4). A new way of producing a number is one new function in
 `runner.RUN_KINDS`.
@@ -70,7 +71,7 @@ class Row:
 class Table:
   name: str
   title: str
-  source: str  # where the paper numbers come from
+  source: Optional[str]  # where the paper numbers come from; None: a table of our own
   rows: tuple
   settings: Callable[[str], list]  # preset -> [Setting]
   kind: str = "final"  # a key of runner.RUN_KINDS

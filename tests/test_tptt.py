@@ -436,7 +436,7 @@ def test_tptt_solves_temporal_order_t10():
 def test_release_protocol_jitter_patience_and_orthogonal_init():
   """The release's protocol pieces: jittered adding (one length per batch, also in validation),
   every weight orthogonal, the patience stop."""
-  from tca_jax import curriculum  # pylint: disable=g-import-not-at-top
+  from tca_jax import tptt_protocol as curriculum  # pylint: disable=g-import-not-at-top
   from experiments.configs import tptt as tptt_config  # pylint: disable=g-import-not-at-top
   c = tptt_config.get_config("adding_release")
   c.model.hidden_size = 8
@@ -452,7 +452,7 @@ def test_release_protocol_jitter_patience_and_orthogonal_init():
   assert errors[-1] >= min(errors[:-1]) and all(
       errors[i] < min(errors[:i], default=np.inf) for i in range(len(errors) - 1))
 
-  setup = config_lib.build(curriculum._with_length(c, 20))
+  setup = config_lib.build(curriculum.with_length(c, 20))
   assert setup.task.length_choices() == (20, 21)
   key = jax.random.PRNGKey(0)
   params = curriculum._init_params(setup, key, None, "orthogonal")

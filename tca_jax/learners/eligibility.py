@@ -3,7 +3,7 @@
 Both keep, per example, one trace entry per parameter: the influence of a weight on the state of
 the unit it feeds, `C_t[a, p] = d s_t[(a, u(p))] / d theta_p` restricted as below (`a` indexes
 the unit's state slots: `h` for the SRN and leaky SRN, `h` and `c` for the LSTM; `u(p)` is the
-unit that parameter p feeds, `forward.unit_index`). The trace moves with the unit's *own*
+unit that parameter p feeds, `forward_mode.unit_index`). The trace moves with the unit's *own*
 dependence only,
 
     C_t[a, p] = sum_b Jd_t[a, b; u(p)] C_{t-1}[b, p] + F_t[(a, u(p)), p],                    (1)
@@ -52,7 +52,7 @@ import jax.numpy as jnp
 
 from tca_jax.cells.leaky import LeakySRN
 from tca_jax.cells.rnn import ACTIVATIONS, SRN
-from tca_jax.learners import forward
+from tca_jax.learners import forward_mode
 from tca_jax.learners.base import Aux, Learner
 from tca_jax.registry import check_choice
 
@@ -85,7 +85,7 @@ def propagate_srn(core, self_recurrence: bool):
       tree = {"W_xh": jnp.outer(x_b, d_b), "W_hh": jnp.outer(h_b, d_b), "b_h": d_b}
       return alpha * ravel_pytree(tree)[0]
 
-    unit = forward.unit_index(p, core.hidden_size)
+    unit = forward_mode.unit_index(p, core.hidden_size)
     imm = jax.vmap(immediate)(x, h, d)  # [B, P], same order as ravel_pytree(params["core"])
     return decay[:, unit][:, None, :] * c + imm[:, None, :]
 
@@ -97,11 +97,11 @@ def propagate_generic(core, n_s: int):
   h_size = core.hidden_size
 
   def propagate(flat, theta, s, x, c):
-    unit = forward.unit_index(flat.unravel_params(theta), h_size)
+    unit = forward_mode.unit_index(flat.unravel_params(theta), h_size)
     b = s.shape[0]
-    jac = forward.state_jacobian(flat, theta, s, x).reshape(b, n_s, h_size, n_s, h_size)
+    jac = forward_mode.state_jacobian(flat, theta, s, x).reshape(b, n_s, h_size, n_s, h_size)
     blocks = jnp.diagonal(jac, axis1=2, axis2=4)[..., unit]  # [B, n_s, n_s, P]
-    imm = forward.param_jacobian(flat, theta, s, x, "reverse").reshape(b, n_s, h_size, -1)
+    imm = forward_mode.param_jacobian(flat, theta, s, x, "reverse").reshape(b, n_s, h_size, -1)
     imm = jnp.take_along_axis(imm, jnp.asarray(unit)[None, None, None, :], axis=2)[:, :, 0]
     return jnp.einsum("bacp,bcp->bap", blocks, c) + imm
 
@@ -112,7 +112,7 @@ def trace_scan(model, params, model_state, trace, batch, loss_fn, *, propagate, 
   """Runs one window: trace (1), instantaneous signal, gradient (2), summed over steps.
 
   Args:
-    model, params, model_state: as in `forward.online_scan`.
+    model, params, model_state: as in `forward_mode.online_scan`.
     trace: `C [B, n_s, P]` entering the window.
     batch: the window.
     loss_fn: the task's per-step loss.
@@ -120,12 +120,12 @@ def trace_scan(model, params, model_state, trace, batch, loss_fn, *, propagate, 
     feedback: None for the exact signal `dL_t/dy_t W^T`, else `B [out, H]` (`dL_t/dy_t B`).
 
   Returns:
-    `forward.WindowResult`.
+    `forward_mode.WindowResult`.
   """
   h_size = model.core.hidden_size
-  flat = forward.FlatCore(model.core, params["core"], model_state)
+  flat = forward_mode.FlatCore(model.core, params["core"], model_state)
   theta = flat.theta
-  unit = forward.unit_index(params["core"], h_size)
+  unit = forward_mode.unit_index(params["core"], h_size)
   rest = {k: v for k, v in params.items() if k != "core"}
 
   def body(carry, xs):
@@ -147,7 +147,7 @@ def trace_scan(model, params, model_state, trace, batch, loss_fn, *, propagate, 
   (s, trace, g_core, g_rest), (losses, outputs) = jax.lax.scan(
       body, init, (batch.inputs, batch.targets, batch.mask))
   grads = dict(g_rest, core=flat.unravel_params(g_core))
-  return forward.WindowResult(flat.unflatten_state(s), trace, grads, jnp.sum(losses), outputs)
+  return forward_mode.WindowResult(flat.unflatten_state(s), trace, grads, jnp.sum(losses), outputs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,10 +162,10 @@ class _TraceLearner(Learner):
     check_choice(self.feedback, "learner.feedback", FEEDBACKS)
 
   def validate_model(self, model):
-    forward.check_cell(model, self.NAME, self.CELLS)
+    forward_mode.check_cell(model, self.NAME, self.CELLS)
 
   def _slots(self, model, params):
-    s, _ = forward.sizes(model, params)
+    s, _ = forward_mode.sizes(model, params)
     return s // model.core.hidden_size
 
   def init_params(self, key, model, params):
@@ -177,7 +177,7 @@ class _TraceLearner(Learner):
   def init_state(self, model, params, batch_size: int):
     self.validate_model(model)
     dtype = jax.tree.leaves(params)[0].dtype
-    _, p = forward.sizes(model, params)
+    _, p = forward_mode.sizes(model, params)
     return TraceState(model.initial_state(batch_size, dtype),
                       jnp.zeros((batch_size, self._slots(model, params), p), dtype))
 

@@ -18,7 +18,7 @@ sequence) give finite values. `J_t A_{t-1}` is a forward-mode product (`jax.line
 step, vmapped over A's columns): O(H^3) per step.
 
 The gradient estimate of the step loss is `dL_t/dtheta|_direct + u_{t-1} (x) (g A_{t-1})` with
-`g = dL_t/dh_{t-1}` (see `learners.forward`); the readout's gradient is exact. As for UORO the
+`g = dL_t/dh_{t-1}` (see `learners.forward_mode`); the readout's gradient is exact. As for UORO the
 factors are kept per example with their own signs and the batch update is their mean.
 """
 
@@ -32,7 +32,7 @@ from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 
 from tca_jax.cells.rnn import ACTIVATIONS
-from tca_jax.learners import forward
+from tca_jax.learners import forward_mode
 from tca_jax.learners.base import Aux, Learner
 from tca_jax.registry import check_positive
 
@@ -63,7 +63,7 @@ class KFRTRL(Learner):
     check_positive(self.eps, "learner.eps")
 
   def validate_model(self, model):
-    forward.check_cell(model, self.NAME, ("srn",))
+    forward_mode.check_cell(model, self.NAME, ("srn",))
 
   def init_state(self, model, params, batch_size: int):
     self.validate_model(model)
@@ -85,7 +85,7 @@ class KFRTRL(Learner):
       pre = core.pre_activation(p, h, x)
       d = jax.jvp(act, (pre,), (jnp.ones_like(pre),))[1]  # [B, H]
       inp = jnp.concatenate([x, h, jnp.ones_like(h[:, :1])], axis=-1)  # [B, K]
-      ja = forward.state_jvp(flat, theta, h, x, a_mat)  # [B, H, H]
+      ja = forward_mode.state_jvp(flat, theta, h, x, a_mat)  # [B, H, H]
       p1 = jnp.sqrt((_norm(ja, (1, 2)) + eps) / (_norm(u, 1) + eps))[:, None]
       p2 = jnp.sqrt((_norm(d, 1) + eps) / (_norm(inp, 1) + eps))[:, None]
       c = jax.random.rademacher(key, (2, h.shape[0])).astype(h.dtype)[..., None]
@@ -99,7 +99,7 @@ class KFRTRL(Learner):
       tree = {"W_xh": w[:n_in], "W_hh": w[n_in:-1], "b_h": w[-1]}
       return ravel_pytree(tree)[0]
 
-    out = forward.online_scan(model, params, lstate.model_state,
+    out = forward_mode.online_scan(model, params, lstate.model_state,
                               (lstate.input_factor, lstate.unit_factor), batch, loss_fn, key,
                               propagate=propagate, contract=contract)
     zeros = jax.tree.map(jnp.zeros_like, lparams)

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from tca_jax.learners import forward
+from tca_jax.learners import forward_mode
 from tca_jax.learners.base import Aux, Learner
 
 
@@ -73,7 +73,7 @@ class OnlineDiag(Learner):
   exact: ClassVar[bool] = False  # exact for one layer only
 
   def validate_model(self, model):
-    forward.check_cell(model, self.NAME, self.CELLS)
+    forward_mode.check_cell(model, self.NAME, self.CELLS)
 
   def init_state(self, model, params, batch_size: int):
     self.validate_model(model)

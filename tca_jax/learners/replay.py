@@ -33,7 +33,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from tca_jax.learners import forward as forward_learners
+from tca_jax.learners import forward_mode as forward_learners
 from tca_jax.learners.base import Aux, CarriedState, Learner, window_loss
 from tca_jax.registry import ConfigError
 

@@ -8,7 +8,7 @@ the state s (flattened per example, S entries; `[h; c]` for the LSTM) is carried
 `J_t M_{t-1}` by `jax.linearize` of the step with respect to the state, vmapped over M's P
 columns, and `F_t` by forward (`jax.jacfwd`) or reverse (`jax.jacrev`) differentiation of one
 step; both are exact (`immediate`). The gradient of the step loss is
-`dL_t/dtheta|_direct + dL_t/ds_{t-1} M_{t-1}` (see `learners.forward`), which summed over t is
+`dL_t/dtheta|_direct + dL_t/ds_{t-1} M_{t-1}` (see `learners.forward_mode`), which summed over t is
 Williams & Zipser's `sum_t dL_t/ds_t M_t`; the readout's gradient is exact and local.
 
 Generic over every cell whose state is a pytree of `[batch, ...]` arrays (SRN, LSTM, GRU); memory
@@ -32,7 +32,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from tca_jax.learners import forward
+from tca_jax.learners import forward_mode
 from tca_jax.learners.base import Aux, Learner
 from tca_jax.registry import check_choice
 
@@ -58,25 +58,25 @@ class RTRL(Learner):
     check_choice(self.immediate, "learner.immediate", ("reverse", "forward"))
 
   def validate_model(self, model):
-    forward.check_per_example_state(model, self.NAME)
+    forward_mode.check_per_example_state(model, self.NAME)
 
   def init_state(self, model, params, batch_size: int):
     self.validate_model(model)
     dtype = jax.tree.leaves(params)[0].dtype
-    s, p = forward.sizes(model, params)
+    s, p = forward_mode.sizes(model, params)
     return RTRLState(model.initial_state(batch_size, dtype),
                      jnp.zeros((batch_size, s, p), dtype))
 
   def update(self, model, params, lparams, lstate, batch, loss_fn, key):
     def propagate(flat, theta, s, x, m, key):
       del key
-      return (forward.state_jvp(flat, theta, s, x, m)
-              + forward.param_jacobian(flat, theta, s, x, self.immediate))
+      return (forward_mode.state_jvp(flat, theta, s, x, m)
+              + forward_mode.param_jacobian(flat, theta, s, x, self.immediate))
 
     def contract(m, g_s):
       return jnp.einsum("bs,bsp->p", g_s, m)
 
-    out = forward.online_scan(model, params, lstate.model_state, lstate.influence, batch,
+    out = forward_mode.online_scan(model, params, lstate.model_state, lstate.influence, batch,
                               loss_fn, key, propagate=propagate, contract=contract)
     zeros = jax.tree.map(jnp.zeros_like, lparams)
     return RTRLState(out.model_state, out.trace), (out.grads, zeros), Aux(out.loss, out.outputs, {})

@@ -18,7 +18,7 @@ Variants (`learner.variant`; both carry the same trace `C_t`, they differ in the
 
 - `"textbook"` (default; Menick et al. sec. 3, the estimator behind the paper's numbers): the
   step gradient is `dL_t/ds_t . M~_t` with `M~_t = mask(J_t M~_{t-1} + F_t)` the sparse trace
-  above (`learners.forward` assembly (2)): everything outside the pattern is dropped, including
+  above (`learners.forward_mode` assembly (2)): everything outside the pattern is dropped, including
   the off-diagonal part of `J_t M~_{t-1}`.
 - `"full_jacobian"` (tca-jax's earlier default): `dL_t/dtheta|_direct + dL_t/ds_{t-1} .
   M~_{t-1}` (assembly (1)), i.e. `dL_t/ds_t . (J_t M~_{t-1} + F_t)`: the full `J_t` is applied
@@ -40,7 +40,7 @@ step. For the SRN with `structured=True` (the default) both are written out, `J_
 D_u W_hh[u, u]` and `F_t[u, (k, u)] = a_k D_u` with `D = act'(pre-activation)`,
 `a = [x, h_{t-1}, 1]`: O(P) compute and memory per step. The textbook gradient of the step loss
 is `sum_a dL_t/ds_t[(a, u(p))] C_t[a, p]`, the full-Jacobian one `dL_t/dtheta|_direct + sum_a
-dL_t/ds_{t-1}[(a, u(p))] C_{t-1}[a, p]` (see `learners.forward`).
+dL_t/ds_{t-1}[(a, u(p))] C_{t-1}[a, p]` (see `learners.forward_mode`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 
 from tca_jax.cells.rnn import ACTIVATIONS, SRN
-from tca_jax.learners import forward
+from tca_jax.learners import forward_mode
 from tca_jax.learners.base import Aux, Learner
 from tca_jax.registry import ConfigError
 
@@ -89,16 +89,16 @@ class SnAp1(Learner):
           f"learner.variant={self.variant!r} is not a snap1 variant; allowed: {', '.join(VARIANTS)}")
 
   def validate_model(self, model):
-    forward.check_cell(model, self.NAME, CELLS)
+    forward_mode.check_cell(model, self.NAME, CELLS)
 
   def _slots(self, model, params):
-    s, _ = forward.sizes(model, params)
+    s, _ = forward_mode.sizes(model, params)
     return s // model.core.hidden_size
 
   def init_state(self, model, params, batch_size: int):
     self.validate_model(model)
     dtype = jax.tree.leaves(params)[0].dtype
-    _, p = forward.sizes(model, params)
+    _, p = forward_mode.sizes(model, params)
     return SnAp1State(model.initial_state(batch_size, dtype),
                       jnp.zeros((batch_size, self._slots(model, params), p), dtype))
 
@@ -106,15 +106,15 @@ class SnAp1(Learner):
     self.validate_model(model)
     h_size = model.core.hidden_size
     n_s = self._slots(model, params)
-    unit = forward.unit_index(params["core"], h_size)
+    unit = forward_mode.unit_index(params["core"], h_size)
     structured = self.structured and isinstance(model.core, SRN)
 
     def propagate_generic(flat, theta, s, x, c, key):
       del key
       b = s.shape[0]
-      jac = forward.state_jacobian(flat, theta, s, x).reshape(b, n_s, h_size, n_s, h_size)
+      jac = forward_mode.state_jacobian(flat, theta, s, x).reshape(b, n_s, h_size, n_s, h_size)
       blocks = jnp.diagonal(jac, axis1=2, axis2=4)[..., unit]  # [B, n_s, n_s, P]
-      imm = forward.param_jacobian(flat, theta, s, x, "reverse").reshape(b, n_s, h_size, -1)
+      imm = forward_mode.param_jacobian(flat, theta, s, x, "reverse").reshape(b, n_s, h_size, -1)
       imm = jnp.take_along_axis(imm, jnp.asarray(unit)[None, None, None, :], axis=2)[:, :, 0]
       return jnp.einsum("bacp,bcp->bap", blocks, c) + imm
 
@@ -139,7 +139,7 @@ class SnAp1(Learner):
     # The features of the SRN, LSTM and GRU are h_t, the first H entries of the flat state (the
     # LSTM's state is `(h, c)`).
     features = (None if self.variant == "full_jacobian" else lambda s: s[:, :h_size])
-    out = forward.online_scan(model, params, lstate.model_state, lstate.influence, batch,
+    out = forward_mode.online_scan(model, params, lstate.model_state, lstate.influence, batch,
                               loss_fn, key, contract=contract,
                               propagate=propagate_srn if structured else propagate_generic,
                               features_of_state=features)

@@ -35,7 +35,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from tca_jax.learners import forward
+from tca_jax.learners import forward_mode
 from tca_jax.learners.base import Aux, Learner
 from tca_jax.registry import check_positive
 
@@ -66,12 +66,12 @@ class UORO(Learner):
     check_positive(self.eps, "learner.eps")
 
   def validate_model(self, model):
-    forward.check_per_example_state(model, self.NAME)
+    forward_mode.check_per_example_state(model, self.NAME)
 
   def init_state(self, model, params, batch_size: int):
     self.validate_model(model)
     dtype = jax.tree.leaves(params)[0].dtype
-    s, p = forward.sizes(model, params)
+    s, p = forward_mode.sizes(model, params)
     return UOROState(model.initial_state(batch_size, dtype),
                      jnp.zeros((batch_size, s), dtype), jnp.zeros((batch_size, p), dtype))
 
@@ -80,9 +80,9 @@ class UORO(Learner):
 
     def propagate(flat, theta, s, x, trace, key):
       s_f, p_f = trace
-      j_s = forward.state_jvp_vector(flat, theta, s, x, s_f)
+      j_s = forward_mode.state_jvp_vector(flat, theta, s, x, s_f)
       nu = jax.random.rademacher(key, s_f.shape).astype(s_f.dtype)
-      nu_f = forward.param_vjp(flat, theta, s, x, nu)
+      nu_f = forward_mode.param_vjp(flat, theta, s, x, nu)
       rho0 = jnp.sqrt((_norm(p_f) + eps) / (_norm(j_s) + eps))
       rho1 = jnp.sqrt((_norm(nu_f) + eps) / (_norm(nu) + eps))
       return rho0 * j_s + rho1 * nu, p_f / rho0 + nu_f / rho1
@@ -91,7 +91,7 @@ class UORO(Learner):
       s_f, p_f = trace
       return jnp.einsum("b,bp->p", jnp.sum(g_s * s_f, axis=-1), p_f)
 
-    out = forward.online_scan(model, params, lstate.model_state,
+    out = forward_mode.online_scan(model, params, lstate.model_state,
                               (lstate.state_factor, lstate.param_factor), batch, loss_fn, key,
                               propagate=propagate, contract=contract)
     zeros = jax.tree.map(jnp.zeros_like, lparams)
