@@ -437,3 +437,59 @@ def test_paths_with_a_scheme_are_not_locked(tmp_path, caplog):
   with workdir_lib.owned("gs://bucket/run"):
     pass
   assert "no OS lock is possible" in caplog.text
+
+
+# ---------------------------------------------------------------------------- data sources
+
+
+def _ptb_dir(directory, words):
+  directory.mkdir()
+  for split in ("train", "valid", "test"):
+    (directory / f"ptb.char.{split}.txt").write_text(
+        "\n".join(" " + " _ ".join(" ".join(w) for w in words) + " " for _ in range(3)) + "\n",
+        encoding="utf-8")
+  return str(directory)
+
+
+@pytest.fixture
+def text_data():
+  pytest.importorskip("tensorflow_datasets")
+  from tca_jax.tasks.data import text  # pylint: disable=g-import-not-at-top
+  text.corpus.cache_clear()
+  yield text
+  text.corpus.cache_clear()
+
+
+def test_manual_dir_empty_never_downloads_and_names_the_files(tmp_path, text_data):
+  from tca_jax.tasks import data  # pylint: disable=g-import-not-at-top
+  for manual in ("", str(tmp_path / "empty")):
+    os.makedirs(tmp_path / "empty", exist_ok=True)
+    with pytest.raises(data.DataError, match=r"task.manual_dir=.* must be a directory holding "
+                       r"ptb.char.train.txt, .* never downloads") as e:
+      text_data.corpus("ptb_char", str(tmp_path / "tfds"), manual)
+    assert "\n" not in str(e.value)
+  assert not os.path.exists(tmp_path / "tfds" / "downloads")
+
+
+def test_manual_dir_provenance_is_recorded_and_checked(tmp_path, text_data):
+  from tca_jax.tasks import data  # pylint: disable=g-import-not-at-top
+  small = _ptb_dir(tmp_path / "small", ["ab", "c"])
+  large = _ptb_dir(tmp_path / "large", ["abcdefg", "hij", "klm"])
+  vocab, _ = text_data.corpus("ptb_char", str(tmp_path / "tfds"), small)
+  text_data.corpus.cache_clear()
+  assert text_data.corpus("ptb_char", str(tmp_path / "tfds"), small)[0] == vocab  # same source
+  text_data.corpus.cache_clear()
+  with pytest.raises(data.DataError, match=r"was built from .*small.* not from .*large.*; "
+                     r"delete .* to rebuild"):
+    text_data.corpus("ptb_char", str(tmp_path / "tfds"), large)
+  text_data.corpus.cache_clear()
+  assert text_data.corpus("ptb_char", str(tmp_path / "tfds"))[0] == vocab  # unset: as it is
+
+
+def test_manual_dir_corpus_that_is_not_utf8_names_file_and_line(tmp_path, text_data):
+  from tca_jax.tasks import data  # pylint: disable=g-import-not-at-top
+  manual = _ptb_dir(tmp_path / "m", ["ab"])
+  with open(os.path.join(manual, "ptb.char.valid.txt"), "ab") as f:
+    f.write(b" a \xff b \n")
+  with pytest.raises(data.DataError, match=r"ptb.char.valid.txt, line 4: not UTF-8 text"):
+    text_data.corpus("ptb_char", str(tmp_path / "tfds"), manual)
