@@ -236,8 +236,16 @@ def build(config: ml_collections.ConfigDict) -> Setup:
         _options(config.task, ("name", "eval_length")), length=config.task.eval_length))
   check_positive(config.model.hidden_size, "model.hidden_size")
   core = cells.get(config.model.cell, **_options(config.model, ("cell",)))
+  # The three interfaces, checked once here rather than probed later (tasks.base.Task,
+  # cells.base.Cell, learners.base.Learner: each gives defaults for its optional members).
   model = Model(core, task.output_size)
   learner = learners.get(config.learner.name, **_options(config.learner, ("name",)))
+  for obj, base, field in ((task, tasks.Task, "task.name"), (core, cells.Cell, "model.cell"),
+                           (learner, learners.Learner, "learner.name")):
+    if not isinstance(obj, base):
+      raise ConfigError(f"{field}: {type(obj).__name__} does not subclass "
+                        f"{base.__module__}.{base.__name__}, the interface the trainer uses")
+  learner.validate_cell(config.model.cell)
 
   t = config.train
   length = task.sequence_length

@@ -114,9 +114,9 @@ def _init_params(setup, key, init_std):
 
 def _radii(setup, params, lparams):
   out = {}
-  matrix_fn = getattr(setup.model.core, "recurrent_matrix", None)
-  if matrix_fn is not None:
-    out["radius_W_hh"] = diagnostics.spectral_radius(matrix_fn(params["core"]))
+  matrix = setup.model.core.recurrent_matrix(params["core"])
+  if matrix is not None:
+    out["radius_W_hh"] = diagnostics.spectral_radius(matrix)
   if isinstance(lparams, dict) and "V_hh" in lparams:
     out["radius_V_hh"] = diagnostics.spectral_radius(lparams["V_hh"])
   return out

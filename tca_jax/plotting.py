@@ -171,10 +171,10 @@ def record_attention_map(model, task, params, key, step: int, workdir: str,
                          batch_size: int = 16, panels: int = 4):
   """Trainer hook: appends the attention map at `step` and redraws `attention_map.png`.
 
-  Does nothing for cores without `attention_map` or tasks without `sample`. Maps are kept in
+  Does nothing for cores without an attention map or tasks that stream data from the host. Maps are kept in
   `workdir/attention_maps.json`; the figure shows up to `panels` of them, spread over training.
   """
-  if getattr(model.core, "attention_map", None) is None or not hasattr(task, "sample"):
+  if not model.core.has_attention_map or task.host_data:
     return
   batch = task.sample(key, batch_size)
   path = os.path.join(workdir, "attention_maps.json")

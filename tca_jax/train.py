@@ -332,7 +332,6 @@ def _train_and_evaluate(config, workdir: str, setup: config_lib.Setup):
   flow_records = []
   if start_step and os.path.exists(flow_path):
     flow_records = [r for r in workdir_lib.read_json(flow_path) if r["step"] < start_step]
-  matrix_fn = getattr(model.core, "recurrent_matrix", None)
   seed0 = (lambda tree: jax.tree.map(lambda x: x[0], tree)) if num_seeds > 1 else (lambda x: x)
   fold = jax.vmap(jax.random.fold_in, (0, None)) if num_seeds > 1 else jax.random.fold_in
   split = jax.vmap(jax.random.split) if num_seeds > 1 else jax.random.split
@@ -382,8 +381,9 @@ def _train_and_evaluate(config, workdir: str, setup: config_lib.Setup):
                                seed0(batch) if not host_data else batch,
                                jax.random.fold_in(seed0(diag_key), step))
         diag = metrics_io.to_python(diag)
-        if matrix_fn is not None:
-          diag["spectral_radius"] = diagnostics.spectral_radius(matrix_fn(params0["core"]))
+        matrix = model.core.recurrent_matrix(params0["core"])
+        if matrix is not None:
+          diag["spectral_radius"] = diagnostics.spectral_radius(matrix)
         write(step - 1, "diag", diag)
         flow = metrics_io.to_python(flow)
         flow_records.append({"step": step - 1, "distance": list(range(len(flow), 0, -1)),

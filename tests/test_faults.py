@@ -493,3 +493,25 @@ def test_manual_dir_corpus_that_is_not_utf8_names_file_and_line(tmp_path, text_d
     f.write(b" a \xff b \n")
   with pytest.raises(data.DataError, match=r"ptb.char.valid.txt, line 4: not UTF-8 text"):
     text_data.corpus("ptb_char", str(tmp_path / "tfds"), manual)
+
+
+# ---------------------------------------------------------------------- declared interfaces
+
+
+def test_every_cell_learner_and_task_declares_its_interface():
+  import jax  # pylint: disable=g-import-not-at-top
+  from tca_jax import cells, learners, tasks  # pylint: disable=g-import-not-at-top
+  for name in cells.names():
+    assert issubclass(cells.REGISTRY.factory(name), cells.Cell), name
+  for name in learners.names():
+    assert issubclass(learners.REGISTRY.factory(name), learners.Learner), name
+  for name in ("copy", "adding"):
+    assert issubclass(tasks.REGISTRY.factory(name), tasks.Task), name
+    assert not tasks.REGISTRY.factory(name).host_data
+  for name, options in (("srn", {}), ("lstm", {}), ("gru", {}),
+                        ("sab_lstm", {"k_top": 2, "k_att": 2, "max_memories": 3})):
+    core = cells.get(name, hidden_size=6, **options)
+    params = core.init(jax.random.PRNGKey(0), 3)
+    assert core.recurrent_matrix(params).shape == (6, 6), name  # a spectral radius for each
+    assert core.hidden(core.initial_state(4)).shape == (4, 6), name
+    assert core.has_attention_map == (name == "sab_lstm")

@@ -39,6 +39,7 @@ from typing import Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from tca_jax.cells.base import Cell
 from tca_jax.cells import initializers
 from tca_jax.cells.lstm import LSTM, LSTMState
 from tca_jax.ops import sparse_attention
@@ -70,7 +71,7 @@ class SABState(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class SABLSTM:
+class SABLSTM(Cell):
   """LSTM + sparse attention over every k_att-th past state (Algorithm 1).
 
   Attributes:
@@ -244,6 +245,11 @@ class SABLSTM:
     h = h_hat + s
     memory, keys, count = self.write(params, state.memory, state.keys, state.count, state.t, h)
     return SABState(h, c, memory, keys, count, state.t + 1), jnp.concatenate([h, s], -1)
+
+  has_attention_map = True
+
+  def hidden(self, state: SABState):
+    return state.h
 
   def attention_map(self, params, inputs, dtype=None):
     """Forward pass from the initial state returning the attention weights `[T, batch, M]`."""
