@@ -146,12 +146,10 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
   t = cfg.train
   root = jax.random.PRNGKey(config.seed if seed is None else seed)
   init_key, train_key, val_key, test_key = jax.random.split(root, 4)
-  k_model, k_learner = jax.random.split(init_key)
-  params = _init_params(setup, k_model, protocol.init_std)
-  lparams, lstate = learner.init(k_learner, model, params, t.batch_size)
   optimizer = train.make_optimizer(t, learner, task.sequence_length)
-  state = train.TrainState(jnp.asarray(0, jnp.int32), params, lparams,
-                           optimizer.init((params, lparams)), lstate, jnp.asarray(-1, jnp.int32))
+  state = train.create_train_state(
+      setup, optimizer, init_key, t.batch_size,
+      init_params=lambda k: _init_params(setup, k, protocol.init_std))
   state = jax.tree.map(jnp.array, state)
   train_step = train.make_train_step(setup, optimizer)
   val_step = train.make_eval_step(dataclasses.replace(setup, eval_task=task),

@@ -839,10 +839,10 @@ def _curves(workdirs, split, key):
 
 def write_figures(table, settings, cells, out_dir):
   """One PNG per setting: training loss and evaluation accuracy against the step, per row."""
-  plt = plotting.plt
   paths = []
   for s in settings:
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = plotting.new_figure(figsize=(11, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     drawn = False
     for row in table.rows:
       cell = cells[(row.label, s.paper)]
@@ -856,7 +856,6 @@ def write_figures(table, settings, cells, out_dir):
       if acc:
         ax_acc.plot(*acc, label=row.label)
     if not drawn:
-      plt.close(fig)
       continue
     ax_loss.set_yscale("log")
     ax_loss.set_xlabel("step")
@@ -869,6 +868,5 @@ def write_figures(table, settings, cells, out_dir):
     fig.tight_layout()
     path = os.path.join(out_dir, f"{table.name}_{slug(s.label)}.png")
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     paths.append(path)
   return paths
