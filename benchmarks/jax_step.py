@@ -38,13 +38,9 @@ def build_step(config, seed: int = 0):
   """`(train_step, state, batch, key)`: the jitted trainer step and its first arguments."""
   setup = config_lib.build(config)
   task, model, learner = setup.task, setup.model, setup.learner
-  k_model, k_learner, k_batch, k_step = jax.random.split(jax.random.PRNGKey(seed), 4)
-  params = model.init(k_model, task.input_size)
-  lparams, lstate = learner.init(k_learner, model, params, config.train.batch_size)
+  k_init, k_batch, k_step = jax.random.split(jax.random.PRNGKey(seed), 3)
   optimizer = train_lib.make_optimizer(config.train, learner)
-  state = train_lib.TrainState(jnp.asarray(0, jnp.int32), params, lparams,
-                               optimizer.init((params, lparams)), lstate,
-                               jnp.asarray(-1, jnp.int32))
+  state = train_lib.create_train_state(setup, optimizer, k_init, config.train.batch_size)
   state = jax.tree.map(jnp.array, state)  # own buffers, as the trainer does, for donation
   batch = task.sample(k_batch, config.train.batch_size)
   return train_lib.make_train_step(setup, optimizer), state, batch, k_step

@@ -17,7 +17,7 @@ import re
 
 import numpy as np
 
-from tca_jax import metrics_io
+from tca_jax import metrics_io, plotting
 
 
 def slug(text: str) -> str:
@@ -123,12 +123,10 @@ def _curves(workdirs, split, key):
 
 def write_figures(table, settings, cells, out_dir):
   """One PNG per setting: training loss and evaluation accuracy against the step, per row."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   paths = []
   for s in settings:
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = plotting.new_figure(figsize=(11, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     drawn = False
     for row in table.rows:
       cell = cells[(row.label, s.paper)]
@@ -142,7 +140,6 @@ def write_figures(table, settings, cells, out_dir):
       if acc:
         ax_acc.plot(*acc, label=row.label)
     if not drawn:
-      plt.close(fig)
       continue
     ax_loss.set_yscale("log")
     ax_loss.set_xlabel("step")
@@ -155,6 +152,5 @@ def write_figures(table, settings, cells, out_dir):
     fig.tight_layout()
     path = os.path.join(out_dir, f"{table.name}_{slug(s.label)}.png")
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     paths.append(path)
   return paths

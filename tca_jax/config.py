@@ -236,7 +236,7 @@ def _frozen_paths(config, model, task) -> tuple:
   frozen = config.model.get("frozen") or ""
   if not isinstance(frozen, str):
     raise ConfigError(f"model.frozen={frozen!r} must be comma-separated parameter paths")
-  paths = tuple("core/" + p for p in getattr(type(model.core), "frozen_params", ()))
+  paths = tuple("core/" + p for p in model.core.frozen_params)
   paths += tuple(p.strip() for p in frozen.split(",") if p.strip())
   if paths:
     shapes = jax.eval_shape(lambda k: model.init(k, task.input_size), jax.random.PRNGKey(0))
@@ -267,8 +267,16 @@ def build(config: ml_collections.ConfigDict) -> Setup:
         _options(config.task, ("name", "eval_length")), length=config.task.eval_length))
   check_positive(config.model.hidden_size, "model.hidden_size")
   core = cells.get(config.model.cell, **_options(config.model, ("cell", "frozen")))
+  # The three interfaces, checked once here rather than probed later (tasks.base.Task,
+  # cells.base.Cell, learners.base.Learner: each gives defaults for its optional members).
   model = Model(core, task.output_size)
   learner = learners.get(config.learner.name, **_options(config.learner, ("name",)))
+  for obj, base, field in ((task, tasks.Task, "task.name"), (core, cells.Cell, "model.cell"),
+                           (learner, learners.Learner, "learner.name")):
+    if not isinstance(obj, base):
+      raise ConfigError(f"{field}: {type(obj).__name__} does not subclass "
+                        f"{base.__module__}.{base.__name__}, the interface the trainer uses")
+  learner.validate_cell(config.model.cell)
   frozen = _frozen_paths(config, model, task)
   if frozen:
     learner = learners.Frozen(learner, frozen)

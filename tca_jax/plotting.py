@@ -1,15 +1,27 @@
-"""PNG figures written next to a run's metrics (matplotlib, Agg backend: no display needed)."""
+"""PNG figures written next to a run's metrics.
+
+matplotlib is imported when a figure is drawn, not when this module is (importing `tca_jax.train`
+stays light), and only through its object-oriented `Figure`: no pyplot, no global backend, so a
+notebook that imports tca_jax keeps drawing inline.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+def new_figure(**kwargs):
+  """A matplotlib `Figure` not managed by pyplot (saved with `savefig`, freed with it)."""
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  return Figure(**kwargs)
+
+
+def _cmap(name: str):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  return matplotlib.colormaps[name]
 
 
 def plot_gradient_flow(records, path: str, title: str = ""):
@@ -19,8 +31,9 @@ def plot_gradient_flow(records, path: str, title: str = ""):
     records: dicts with "step", "distance" (list) and "norm" (list).
     path: the PNG file to write.
   """
-  fig, ax = plt.subplots(figsize=(6, 4))
-  cmap = plt.get_cmap("viridis")
+  fig = new_figure(figsize=(6, 4))
+  ax = fig.subplots()
+  cmap = _cmap("viridis")
   for i, rec in enumerate(records):
     ax.semilogy(rec["distance"], rec["norm"], color=cmap(i / max(1, len(records) - 1)),
                 label=f"step {rec['step']}")
@@ -31,7 +44,6 @@ def plot_gradient_flow(records, path: str, title: str = ""):
     ax.legend(fontsize="small")
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
 
 
 def plot_update_angle(records, path: str, key: str = "grad_cosine/core/W_hh", window: int = 10,
@@ -46,7 +58,8 @@ def plot_update_angle(records, path: str, key: str = "grad_cosine/core/W_hh", wi
     window: consecutive records averaged per point; error bars are two standard deviations.
   """
   rows = [(r["step"], r[key]) for r in records if r.get(key) is not None]
-  fig, ax = plt.subplots(figsize=(6, 4))
+  fig = new_figure(figsize=(6, 4))
+  ax = fig.subplots()
   if rows:
     steps, cos = np.array(rows, dtype=float).T
     angles = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
@@ -61,12 +74,12 @@ def plot_update_angle(records, path: str, key: str = "grad_cosine/core/W_hh", wi
   ax.set_title(title or "update angle against BPTT")
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
 
 
 def plot_radius_and_update_norm(steps, radius, update_norm, path: str, title: str = ""):
   """TPTT Fig. 3 (a, c): spectral radius of `W_hh` and the norm of the weight update."""
-  fig, ax = plt.subplots(figsize=(6, 4))
+  fig = new_figure(figsize=(6, 4))
+  ax = fig.subplots()
   ax.plot(steps[:len(radius)], radius, color="tab:blue", label="spectral radius of W_hh")
   ax.set_xlabel("iteration")
   ax.set_ylabel("rho(W_hh)", color="tab:blue")
@@ -76,7 +89,6 @@ def plot_radius_and_update_norm(steps, radius, update_norm, path: str, title: st
   ax.set_title(title or "spectral radius and update norm")
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
 
 
 def plot_local_losses(steps, f_losses, g_losses, global_loss, path: str, title: str = "",
@@ -91,8 +103,9 @@ def plot_local_losses(steps, f_losses, g_losses, global_loss, path: str, title: 
     every: plot every `every`-th layer (deep networks are unreadable otherwise).
   """
   f_losses, g_losses = np.asarray(f_losses), np.asarray(g_losses)
-  fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-  cmap = plt.get_cmap("viridis")
+  fig = new_figure(figsize=(14, 4))
+  axes = fig.subplots(1, 3)
+  cmap = _cmap("viridis")
   layers = range(0, f_losses.shape[1], every)
   for ax, data, name in ((axes[0], g_losses, "G-phase cost (V_hh, c_h)"),
                          (axes[1], f_losses, "F-phase cost (W_hh, b_h)")):
@@ -111,7 +124,6 @@ def plot_local_losses(steps, f_losses, g_losses, global_loss, path: str, title: 
   fig.suptitle(title)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
 
 
 def sab_attention_map(model, params, inputs):
@@ -138,7 +150,8 @@ def plot_attention_maps(records, path: str, title: str = ""):
     path: the PNG file to write.
   """
   n = len(records)
-  fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), squeeze=False)
+  fig = new_figure(figsize=(3.2 * n, 3.6))
+  axes = fig.subplots(1, n, squeeze=False)
   for ax, rec in zip(axes[0], records):
     ax.imshow(np.asarray(rec["map"]), aspect="auto", cmap="Greys", vmin=0.0, vmax=1.0,
               interpolation="nearest")
@@ -149,17 +162,16 @@ def plot_attention_maps(records, path: str, title: str = ""):
     fig.suptitle(title, fontsize="small")
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
 
 
 def record_attention_map(model, task, params, key, step: int, workdir: str,
                          batch_size: int = 16, panels: int = 4):
   """Trainer hook: appends the attention map at `step` and redraws `attention_map.png`.
 
-  Does nothing for cores without `attention_map` or tasks without `sample`. Maps are kept in
+  Does nothing for cores without an attention map or tasks that stream data from the host. Maps are kept in
   `workdir/attention_maps.json`; the figure shows up to `panels` of them, spread over training.
   """
-  if getattr(model.core, "attention_map", None) is None or not hasattr(task, "sample"):
+  if not model.core.has_attention_map or task.host_data:
     return
   batch = task.sample(key, batch_size)
   path = os.path.join(workdir, "attention_maps.json")

@@ -136,9 +136,9 @@ def _init_params(setup, key, init_std, init="normal"):
 
 def _radii(setup, params, lparams):
   out = {}
-  matrix_fn = getattr(setup.model.core, "recurrent_matrix", None)
-  if matrix_fn is not None:
-    out["radius_W_hh"] = diagnostics.spectral_radius(matrix_fn(params["core"]))
+  matrix = setup.model.core.recurrent_matrix(params["core"])
+  if matrix is not None:
+    out["radius_W_hh"] = diagnostics.spectral_radius(matrix)
   if isinstance(lparams, dict) and "V_hh" in lparams:
     out["radius_V_hh"] = diagnostics.spectral_radius(lparams["V_hh"])
   return out
@@ -168,12 +168,10 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
   t = cfg.train
   root = jax.random.PRNGKey(config.seed if seed is None else seed)
   init_key, train_key, val_key, test_key = jax.random.split(root, 4)
-  k_model, k_learner = jax.random.split(init_key)
-  params = _init_params(setup, k_model, protocol.init_std, protocol.init)
-  lparams, lstate = learner.init(k_learner, model, params, t.batch_size)
   optimizer = train.make_optimizer(t, learner, task.sequence_length)
-  state = train.TrainState(jnp.asarray(0, jnp.int32), params, lparams,
-                           optimizer.init((params, lparams)), lstate, jnp.asarray(-1, jnp.int32))
+  state = train.create_train_state(
+      setup, optimizer, init_key, t.batch_size,
+      init_params=lambda k: _init_params(setup, k, protocol.init_std, protocol.init))
   state = jax.tree.map(jnp.array, state)
   train_step = train.make_train_step(setup, optimizer)
   lengths = task.length_choices()

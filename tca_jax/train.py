@@ -24,8 +24,10 @@ import ml_collections
 import numpy as np
 import optax
 
-from tca_jax import checkpoint, distributed, diagnostics, metrics_io, plotting, windows
+from tca_jax import actions, checkpoint, distributed, diagnostics, metrics_io, plotting
+from tca_jax import windows
 from tca_jax import config as config_lib
+from tca_jax.optim import make_optimizer, schedule  # pylint: disable=unused-import  (API)
 from tca_jax import workdir as workdir_lib
 from tca_jax.registry import ConfigError
 
@@ -43,42 +45,26 @@ class NonFiniteError(FloatingPointError):
   """Training produced a NaN or inf; the state kept is that of the last finite step."""
 
 
-def schedule(train_cfg, peak: float, updates_per_step: int = 1):
-  """`train.schedule` as an optax schedule (or the constant `peak`)."""
-  if train_cfg.schedule == "constant" and not train_cfg.warmup_steps:
-    return peak
-  total = train_cfg.steps * updates_per_step
-  warmup = train_cfg.warmup_steps * updates_per_step
-  if train_cfg.schedule == "cosine":
-    return optax.warmup_cosine_decay_schedule(0.0, peak, max(warmup, 1), total)
-  return optax.join_schedules(
-      [optax.linear_schedule(0.0, peak, warmup), optax.constant_schedule(peak)], [warmup])
+def create_train_state(setup: config_lib.Setup, optimizer, key, batch_size: int,
+                       num_seeds: int = 1, init_params=None) -> TrainState:
+  """The state at step 0: model and learner parameters from `key`, the optimizer's state.
 
+  Pure (the trainer jits it; the TPTT protocol runs it eagerly). `key` splits into the model's
+  and the learner's key; with `num_seeds > 1`, `key` is `[seeds, 2]` and every leaf gets a
+  leading seed axis. `init_params(key) -> params` replaces `model.init` (the TPTT protocol's
+  N(0, 0.1) redraw). Leaves may share buffers: copy them (`jax.tree.map(jnp.array, ...)`)
+  before donating the state.
+  """
 
-def make_optimizer(train_cfg, learner, sequence_length: int | None = None
-                   ) -> optax.GradientTransformation:
-  """The optimizer over `(params, lparams)` named by `train.optimizer`, with clipping and the
-  learning-rate schedule; learners with parameter groups (TPTT) build theirs through
-  `learner.optimizer`, which calls `make(learning_rate)` once per group."""
+  def one(key):
+    k_model, k_learner = jax.random.split(key)
+    params = (init_params(k_model) if init_params is not None
+              else setup.model.init(k_model, setup.task.input_size))
+    lparams, lstate = setup.learner.init(k_learner, setup.model, params, batch_size)
+    return TrainState(jnp.asarray(0, jnp.int32), params, lparams,
+                      optimizer.init((params, lparams)), lstate, jnp.asarray(-1, jnp.int32))
 
-  def make(learning_rate):
-    # Counted in optimizer updates, i.e. windows: with update_every < T there are several per step.
-    updates_per_step = 1
-    if sequence_length and train_cfg.update_every:
-      updates_per_step = windows.num_windows(sequence_length, train_cfg.update_every)
-    learning_rate = schedule(train_cfg, learning_rate, updates_per_step)
-    if train_cfg.optimizer == "adam":
-      opt = optax.adam(learning_rate)
-    elif train_cfg.optimizer == "sgd":
-      opt = optax.sgd(learning_rate, momentum=train_cfg.momentum or None,
-                      nesterov=bool(train_cfg.nesterov and train_cfg.momentum))
-    else:
-      opt = optax.rmsprop(learning_rate, momentum=train_cfg.momentum)
-    if train_cfg.clip_norm:
-      opt = optax.chain(optax.clip_by_global_norm(train_cfg.clip_norm), opt)
-    return opt
-
-  return learner.optimizer(make, train_cfg.learning_rate)
+  return jax.vmap(one)(key) if num_seeds > 1 else one(key)
 
 
 def _all_finite(tree):
@@ -264,175 +250,253 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     return _train_and_evaluate(config, workdir, setup)
 
 
-def _train_and_evaluate(config, workdir: str, setup: config_lib.Setup):
-  task, model, learner = setup.task, setup.model, setup.learner
-  t = config.train
-  num_seeds = config.get("num_seeds", 1)
-  mesh = distributed.data_mesh(t.batch_size) if t.get("data_parallel", True) else None
-  _check_resumable(workdir, config)
-  chief = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
-  if chief:
-    metrics_io.write_json(os.path.join(workdir, "config.json"), config.to_dict())
-    task.write_artifacts(workdir)  # what else reproduces the run (pmnist's permutation)
-  writer = metrics_io.MetricsWriter(workdir) if chief else None
+class _Run:
+  """What the loop and its actions share: the config, the workdir's writer, the key streams and
+  the per-seed helpers (one seed-axis path: with `num_seeds > 1` every key and state leaf has a
+  leading seed axis, and `seed0` picks seed 0 for what is measured once)."""
 
-  def write(step, split, metrics):
-    if writer is not None:
-      writer.write(step, split, metrics)
+  def __init__(self, config, workdir: str, setup: config_lib.Setup):
+    self.config, self.t, self.workdir, self.setup = config, config.train, workdir, setup
+    self.num_seeds = config.get("num_seeds", 1)
+    self.chief = jax.process_index() == 0
+    self.host_data = setup.task.host_data
+    self.writer = metrics_io.MetricsWriter(workdir) if self.chief else None
+    (self.init_key, self.train_key, self.eval_key, self.test_key,
+     self.diag_key) = _stream_keys(config.seed, self.num_seeds)
+    seeds = self.num_seeds > 1
+    self.fold = jax.vmap(jax.random.fold_in, (0, None)) if seeds else jax.random.fold_in
+    self.split = jax.vmap(jax.random.split) if seeds else jax.random.split
+    self.checkpointer = None
+    self.eval_step = (make_dataset_eval_step(setup) if self.host_data
+                      else make_eval_step(setup, self.t.eval_batch_size, self.num_seeds))
 
-  per_seed = (lambda fn, *a: jax.vmap(fn)(*a)) if num_seeds > 1 else (lambda fn, *a: fn(*a))
-  init_key, train_key, eval_key, test_key, diag_key = _stream_keys(config.seed, num_seeds)
-  optimizer = make_optimizer(t, learner, task.sequence_length)
+  def per_seed(self, fn, *args):
+    return jax.vmap(fn)(*args) if self.num_seeds > 1 else fn(*args)
 
-  def init_state(key):
-    k_model, k_learner = jax.random.split(key)
-    params = model.init(k_model, task.input_size)
-    lparams, lstate = learner.init(k_learner, model, params, t.batch_size)
-    return TrainState(jnp.asarray(0, jnp.int32), params, lparams,
-                      optimizer.init((params, lparams)), lstate, jnp.asarray(-1, jnp.int32))
+  def seed0(self, tree):
+    return jax.tree.map(lambda x: x[0], tree) if self.num_seeds > 1 else tree
 
-  state = jax.jit(lambda k: per_seed(init_state, k))(init_key)
+  def write(self, step, split, metrics):
+    if self.writer is not None:
+      self.writer.write(step, split, metrics)
+
+  def evaluate(self, params, split, key, num_batches):
+    if self.host_data:
+      return evaluate_dataset(self.setup, self.eval_step, self.seed0(params), split,
+                              self.t.eval_batch_size, num_batches)
+    return _summary(evaluate(self.eval_step, params, key, num_batches), self.num_seeds)
+
+  def check_finite(self, state):
+    bad = np.asarray(state.bad_step).reshape(-1)
+    if (bad >= 0).any():
+      t, ckpt = self.t, self.checkpointer
+      seed_note = (f" (seed {self.config.seed + int(np.argmax(bad >= 0))})"
+                   if self.num_seeds > 1 else "")
+      kept = (f"; the last good checkpoint (step {ckpt.latest_step()}) is kept"
+              if ckpt is not None and ckpt.latest_step() is not None else "")
+      raise NonFiniteError(
+          f"training stopped: the loss or the update of learner {self.setup.learner.name!r} "
+          f"became NaN/inf at step {int(bad[bad >= 0].min())}{seed_note}{kept}. Lower "
+          "train.learning_rate" + (f" or train.clip_norm={t.clip_norm}" if t.clip_norm
+                                   else " or set train.clip_norm (e.g. 1.0)") + ".")
+
+  def preempted(self, step) -> Preempted:
+    if self.checkpointer is None:
+      return Preempted(f"SIGTERM at step {step}: nothing was saved (train.checkpoint_every=0 "
+                       "turns checkpoints off); the same command starts again from step 0")
+    return Preempted(f"SIGTERM at step {step}: checkpoint saved in "
+                     f"{self.checkpointer.directory}; run the same command to resume")
+
+
+class DiagAction(actions.PeriodicAction):
+  """Before the update of step s + 1 (recorded as s): the learner's update against BPTT's on the
+  same batch, the spectral radius and the gradient-flow probe (`grad_flow.json`, `.png`)."""
+
+  def __init__(self, run: _Run, start_step: int):
+    super().__init__(run.t.diag_every, on_first=True)
+    self.r, self.step_fn = run, make_diag_step(run.setup)
+    self.path = os.path.join(run.workdir, "grad_flow.json")
+    self.records = []
+    if start_step and os.path.exists(self.path):
+      self.records = [r for r in workdir_lib.read_json(self.path) if r["step"] < start_step]
+
+  def run(self, step, *, state, batch, **_):
+    r, setup = self.r, self.r.setup
+    params0 = r.seed0(state.params)
+    diag, flow = self.step_fn(params0, r.seed0(state.lparams),
+                              batch if r.host_data else r.seed0(batch),
+                              jax.random.fold_in(r.seed0(r.diag_key), step))
+    diag = metrics_io.to_python(diag)
+    matrix = setup.model.core.recurrent_matrix(params0["core"])
+    if matrix is not None:
+      diag["spectral_radius"] = diagnostics.spectral_radius(matrix)
+    r.write(step - 1, "diag", diag)
+    flow = metrics_io.to_python(flow)
+    self.records.append({"step": step - 1, "distance": list(range(len(flow), 0, -1)),
+                         "norm": flow})
+    metrics_io.write_json(self.path, self.records)
+    plotting.plot_gradient_flow(
+        self.records[-8:], os.path.join(r.workdir, "grad_flow.png"),
+        f"{setup.learner.name} on {setup.task.name} (T={setup.task.length})")
+
+
+class LogAction(actions.PeriodicAction):
+  """The training metrics of the step (a `train` record), steps per second and the ETA."""
+
+  def __init__(self, run: _Run, start_step: int):
+    super().__init__(run.t.log_every, last_step=run.t.steps)
+    self.r, self.last_time, self.last_step = run, time.time(), start_step
+
+  def run(self, step, *, state, metrics, **_):
+    r = self.r
+    metrics = _summary(metrics, r.num_seeds)
+    r.check_finite(state)
+    now = time.time()
+    rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+    self.last_time, self.last_step = now, step
+    metrics["steps_per_sec"] = rate
+    r.write(step, "train", metrics)
+    eta = datetime.timedelta(seconds=int((r.t.steps - step) / max(rate, 1e-9)))
+    logging.info("step %d/%d  %s  steps/s %.1f  ETA %s", step, r.t.steps, _format(metrics),
+                 rate, eta)
+
+
+class EvalAction(actions.PeriodicAction):
+  """Validation metrics (an `eval` record) and, for cores with memory, the attention map."""
+
+  def __init__(self, run: _Run):
+    super().__init__(run.t.eval_every, last_step=run.t.steps)
+    self.r = run
+
+  def run(self, step, *, state, **_):
+    r, setup = self.r, self.r.setup
+    ev = r.evaluate(state.params, "validation", r.fold(r.eval_key, step), r.t.eval_batches)
+    r.write(step, "eval", ev)
+    logging.info("eval at step %d: %s", step, _format(ev))
+    if r.chief and not r.host_data:  # cores with memory: SAB's attention map (Table 4, right)
+      plotting.record_attention_map(setup.model, setup.task, r.seed0(state.params),
+                                    jax.random.fold_in(r.seed0(r.eval_key), step), step,
+                                    r.workdir)
+
+
+class CheckpointAction(actions.PeriodicAction):
+  """A checkpoint every `train.checkpoint_every` steps, at the end, and when preempted."""
+
+  def __init__(self, run: _Run):
+    super().__init__(run.t.checkpoint_every, last_step=run.t.steps)
+    self.r = run
+
+  def due(self, step, *, preempted=False, **context):
+    return self.r.checkpointer is not None and (preempted or super().due(step))
+
+  def run(self, step, *, state, **_):
+    self.r.check_finite(state)  # a checkpoint is only ever written from a run without a bad step
+    self.r.checkpointer.save(step, state)
+
+
+def _initial_state(r: _Run, optimizer, mesh):
+  """`(start_step, state)`: the newest checkpoint that restores, else a fresh state; the records
+  written after it are dropped."""
+  t, setup = r.t, r.setup
+  state = jax.jit(lambda k: create_train_state(setup, optimizer, k, t.batch_size, r.num_seeds))(
+      r.init_key)
   # Donation needs every leaf in its own buffer (initialisers may share one zeros array).
   state = jax.tree.map(jnp.array, state)
   if mesh is not None:
     distributed.barrier("tca_jax_state")
     state = jax.device_put(state, distributed.replicated(mesh))
-  n_params = sum(x.size for x in jax.tree.leaves(state.params)) // num_seeds
+  n_params = sum(x.size for x in jax.tree.leaves(state.params)) // r.num_seeds
   logging.info("task %s (T=%d, %d steps/sample), %s(%d) with %d parameters, learner %s, "
-               "%d seed(s), %d device(s)", task.name, task.length, task.sequence_length,
-               type(model.core).__name__, config.model.hidden_size, n_params, learner,
-               num_seeds, jax.device_count())
-
-  checkpointer = checkpoint.Checkpointer(workdir) if t.get("checkpoint_every", 0) else None
+               "%d seed(s), %d device(s)", setup.task.name, setup.task.length,
+               setup.task.sequence_length, type(setup.model.core).__name__,
+               r.config.model.hidden_size, n_params, setup.learner, r.num_seeds,
+               jax.device_count())
   start_step = 0
-  if checkpointer is not None:
-    restored_step, restored = checkpointer.restore_latest(state)
+  if r.checkpointer is not None:
+    restored_step, restored = r.checkpointer.restore_latest(state)
     if restored is not None:
       start_step, state = restored_step, restored
-  if chief:  # from a checkpoint: what the run had then; from scratch: none of an earlier try's
-    checkpoint.truncate_records(os.path.join(workdir, "metrics.jsonl"), start_step)
+  if r.chief:  # from a checkpoint: what the run had then; from scratch: none of an earlier try's
+    checkpoint.truncate_records(os.path.join(r.workdir, "metrics.jsonl"), start_step)
+  return start_step, state
 
-  # Dataset tasks (tca_jax.tasks.data) feed numpy batches from the host, synthetic ones are
-  # sampled on the device.
-  host_data = task.host_data
+
+def _batches(r: _Run, start_step: int, mesh):
+  """`next_batch(step, state) -> (state, batch, update_key)`: dataset tasks stream numpy batches
+  from the host (from where an uninterrupted run would be; the skipped ones are not read) and
+  reset a carried state at a new stream; synthetic tasks are sampled on the device."""
+  t, task, model, learner = r.t, r.setup.task, r.setup.model, r.setup.learner
   local_batch = t.batch_size // jax.process_count()
-  if host_data:
-    sample = None
-    # From where an uninterrupted run would be (the skipped batches are not read).
-    batches = task.train_batches(config.seed, local_batch, start=start_step)
+  if r.host_data:
+    stream = task.train_batches(r.config.seed, local_batch, start=start_step)
   else:
-    sample = jax.jit(jax.vmap(task.sample, (0, None, None)) if num_seeds > 1 else task.sample,
+    sample = jax.jit(jax.vmap(task.sample, (0, None, None)) if r.num_seeds > 1 else task.sample,
                      static_argnums=(1, 2))
-  train_step = make_train_step(setup, optimizer, num_seeds, per_seed_batches=not host_data)
-  eval_step = (make_dataset_eval_step(setup) if host_data
-               else make_eval_step(setup, t.eval_batch_size, num_seeds))
-  diag_step = make_diag_step(setup) if t.diag_every else None
-  flow_path = os.path.join(workdir, "grad_flow.json")
-  flow_records = []
-  if start_step and os.path.exists(flow_path):
-    flow_records = [r for r in workdir_lib.read_json(flow_path) if r["step"] < start_step]
-  matrix_fn = getattr(model.core, "recurrent_matrix", None)
-  seed0 = (lambda tree: jax.tree.map(lambda x: x[0], tree)) if num_seeds > 1 else (lambda x: x)
-  fold = jax.vmap(jax.random.fold_in, (0, None)) if num_seeds > 1 else jax.random.fold_in
-  split = jax.vmap(jax.random.split) if num_seeds > 1 else jax.random.split
 
-  def run_eval(params, split, key, num_batches):
-    if host_data:
-      return evaluate_dataset(setup, eval_step, seed0(params), split, t.eval_batch_size,
-                              num_batches)
-    return _summary(evaluate(eval_step, params, key, num_batches), num_seeds)
+  def next_batch(step, state):
+    keys = r.split(r.fold(r.train_key, step))
+    k_batch, k_update = keys[..., 0, :], keys[..., 1, :]
+    if r.host_data:
+      batch, reset = next(stream)
+      if reset and task.carries_state:  # a new stream (an epoch): start from a fresh state
+        state = state._replace(lstate=jax.tree.map(jnp.array, r.per_seed(
+            lambda p: learner.init_state(model, p, t.batch_size), state.params)))
+    else:
+      length = task.draw_length(jax.random.fold_in(r.seed0(k_batch), 1))
+      batch = sample(distributed.process_key(k_batch), local_batch, length)
+    batch = distributed.place(batch, mesh, seed_axis=r.num_seeds > 1 and not r.host_data)
+    return state, batch, k_update
 
-  def check_finite(state):
-    bad = np.asarray(state.bad_step).reshape(-1)
-    if (bad >= 0).any():
-      seed_note = f" (seed {config.seed + int(np.argmax(bad >= 0))})" if num_seeds > 1 else ""
-      kept = (f"; the last good checkpoint (step {checkpointer.latest_step()}) is kept"
-              if checkpointer is not None and checkpointer.latest_step() is not None else "")
-      raise NonFiniteError(
-          f"training stopped: the loss or the update of learner {learner.name!r} became "
-          f"NaN/inf at step {int(bad[bad >= 0].min())}{seed_note}{kept}. Lower "
-          "train.learning_rate" + (f" or train.clip_norm={t.clip_norm}" if t.clip_norm
-                                   else " or set train.clip_norm (e.g. 1.0)") + ".")
+  return next_batch
 
-  preempted = []
-  previous_handler = None
+
+@contextlib.contextmanager
+def _sigterm_flag():
+  """A list that gets an element when SIGTERM arrives (only the main thread can listen)."""
+  flag, previous = [], None
   if threading.current_thread() is threading.main_thread():
-    previous_handler = signal.signal(signal.SIGTERM, lambda *_: preempted.append(True))
-  start = time.time()
-  last_log_time, last_log_step = start, start_step
+    previous = signal.signal(signal.SIGTERM, lambda *_: flag.append(True))
   try:
-    for step in range(start_step + 1, t.steps + 1):
-      key = fold(train_key, step)
-      keys = split(key)
-      k_batch, k_update = keys[..., 0, :], keys[..., 1, :]
-      if host_data:
-        batch, reset = next(batches)
-        if reset and task.carries_state:  # a new stream (an epoch): start from a fresh state
-          state = state._replace(lstate=jax.tree.map(jnp.array, per_seed(
-              lambda p: learner.init_state(model, p, t.batch_size), state.params)))
-      else:
-        length = task.draw_length(jax.random.fold_in(seed0(k_batch), 1))
-        batch = sample(distributed.process_key(k_batch), local_batch, length)
-      batch = distributed.place(batch, mesh, seed_axis=num_seeds > 1 and not host_data)
-
-      if diag_step is not None and chief and (step == 1 or step % t.diag_every == 0):
-        params0 = seed0(state.params)
-        diag, flow = diag_step(params0, seed0(state.lparams),
-                               seed0(batch) if not host_data else batch,
-                               jax.random.fold_in(seed0(diag_key), step))
-        diag = metrics_io.to_python(diag)
-        if matrix_fn is not None:
-          diag["spectral_radius"] = diagnostics.spectral_radius(matrix_fn(params0["core"]))
-        write(step - 1, "diag", diag)
-        flow = metrics_io.to_python(flow)
-        flow_records.append({"step": step - 1, "distance": list(range(len(flow), 0, -1)),
-                             "norm": flow})
-        metrics_io.write_json(flow_path, flow_records)
-        plotting.plot_gradient_flow(flow_records[-8:], os.path.join(workdir, "grad_flow.png"),
-                                    f"{learner.name} on {task.name} (T={task.length})")
-
-      state, metrics = train_step(state, batch, k_update)
-
-      if step % t.log_every == 0 or step == t.steps:
-        metrics = _summary(metrics, num_seeds)
-        check_finite(state)
-        now = time.time()
-        rate = (step - last_log_step) / max(now - last_log_time, 1e-9)
-        last_log_time, last_log_step = now, step
-        metrics["steps_per_sec"] = rate
-        write(step, "train", metrics)
-        eta = datetime.timedelta(seconds=int((t.steps - step) / max(rate, 1e-9)))
-        logging.info("step %d/%d  %s  steps/s %.1f  ETA %s", step, t.steps, _format(metrics),
-                     rate, eta)
-
-      if t.eval_every and (step % t.eval_every == 0 or step == t.steps):
-        ev = run_eval(state.params, "validation", fold(eval_key, step), t.eval_batches)
-        write(step, "eval", ev)
-        logging.info("eval at step %d: %s", step, _format(ev))
-        if chief and not host_data:  # cores with memory: SAB's attention map (Table 4, right)
-          plotting.record_attention_map(model, task, seed0(state.params),
-                                        jax.random.fold_in(seed0(eval_key), step), step, workdir)
-
-      if checkpointer is not None and (step % t.checkpoint_every == 0 or step == t.steps
-                                       or preempted):
-        check_finite(state)  # a checkpoint is only ever written from a run without a bad step
-        checkpointer.save(step, state)
-      if preempted:
-        if checkpointer is None:
-          raise Preempted(f"SIGTERM at step {step}: nothing was saved (train.checkpoint_every=0 "
-                          "turns checkpoints off); the same command starts again from step 0")
-        raise Preempted(f"SIGTERM at step {step}: checkpoint saved in "
-                        f"{checkpointer.directory}; run the same command to resume")
+    yield flag
   finally:
-    if previous_handler is not None:
-      signal.signal(signal.SIGTERM, previous_handler)
-    if checkpointer is not None:
-      checkpointer.close()
+    if previous is not None:
+      signal.signal(signal.SIGTERM, previous)
 
-  test = run_eval(state.params, "test", test_key, max(1, t.test_batches) if not host_data
-                  else t.test_batches)
-  write(t.steps, "test", test)
+
+def _train_and_evaluate(config, workdir: str, setup: config_lib.Setup):
+  t = config.train
+  mesh = distributed.data_mesh(t.batch_size) if t.get("data_parallel", True) else None
+  _check_resumable(workdir, config)
+  r = _Run(config, workdir, setup)
+  os.makedirs(workdir, exist_ok=True)
+  if r.chief:
+    metrics_io.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    setup.task.write_artifacts(workdir)  # what else reproduces the run (pmnist's permutation)
+  optimizer = make_optimizer(t, setup.learner, setup.task.sequence_length)
+  r.checkpointer = checkpoint.Checkpointer(workdir) if t.checkpoint_every else None
+  start_step, state = _initial_state(r, optimizer, mesh)
+  next_batch = _batches(r, start_step, mesh)
+  train_step = make_train_step(setup, optimizer, r.num_seeds, per_seed_batches=not r.host_data)
+  before = [DiagAction(r, start_step)] if t.diag_every and r.chief else []
+  start = time.time()
+  after = [LogAction(r, start_step), EvalAction(r), CheckpointAction(r)]
+  with _sigterm_flag() as preempted:
+    try:
+      for step in range(start_step + 1, t.steps + 1):
+        state, batch, k_update = next_batch(step, state)
+        for action in before:
+          action(step, state=state, batch=batch)
+        state, metrics = train_step(state, batch, k_update)
+        for action in after:
+          action(step, state=state, metrics=metrics, preempted=bool(preempted))
+        if preempted:
+          raise r.preempted(step)
+    finally:
+      if r.checkpointer is not None:
+        r.checkpointer.close()
+  test = r.evaluate(state.params, "test", r.test_key,
+                    t.test_batches if r.host_data else max(1, t.test_batches))
+  r.write(t.steps, "test", test)
   test["wall_s"] = time.time() - start
   logging.info("test after %d steps: %s (%.1fs)", t.steps, _format(test), test["wall_s"])
   return test

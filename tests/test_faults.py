@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+import shutil
+
 import pytest
 
 from tca_jax import config as config_lib
@@ -102,11 +104,17 @@ def _ok(result):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-  """The uninterrupted run R's records."""
+def finished(tmp_path_factory):
+  """The workdir of an uninterrupted run R (tests copy it, never change it)."""
   workdir = str(tmp_path_factory.mktemp("reference"))
   _ok(_run("train", R, workdir))
-  return _records(workdir)
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def reference(finished):
+  """The uninterrupted run R's records."""
+  return _records(finished)
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +127,16 @@ def protocol_reference(tmp_path_factory):
 # ---------------------------------------------------------------------------------- train
 
 
-def test_kill_9_mid_run_resumes_to_the_same_records(tmp_path, reference):
+def test_kill_9_mid_run_and_a_partial_metrics_line(tmp_path, reference):
   proc = _start("train", R, tmp_path, FAULT_SLOW="0.05")
   _wait_for(_has_step(str(tmp_path), 25), proc)
   proc.kill()
   proc.wait()
-  assert _records(tmp_path) != reference  # really interrupted
-  _ok(_run("train", R, tmp_path))  # the kernel released the lock: no stale owner
+  assert len(_records(tmp_path)) < len(reference)  # really interrupted
+  with open(os.path.join(tmp_path, "metrics.jsonl"), "a", encoding="utf-8") as f:
+    f.write('{"step": 26, "split": "tra')  # a write cut short by the kill
+  result = _ok(_run("train", R, tmp_path))  # the kernel released the lock: no stale owner
+  assert "dropping its last line" in result.stderr
   assert _records(tmp_path) == reference
 
 
@@ -147,6 +158,7 @@ def test_sigterm_saves_and_the_same_command_resumes(tmp_path, reference):
   assert _records(tmp_path) == reference
 
 
+@pytest.mark.slow
 def test_sigterm_without_checkpoints_says_nothing_was_saved(tmp_path):
   proc = _start("train", R + ["--config.train.checkpoint_every=0"], tmp_path, FAULT_SLOW="0.05")
   _wait_for(_has_step(str(tmp_path), 5), proc)
@@ -157,8 +169,10 @@ def test_sigterm_without_checkpoints_says_nothing_was_saved(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "metadata"])
-def test_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, reference, damage):
-  _ok(_run("train", R, tmp_path))
+def test_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, finished, reference,
+                                                                damage):
+  tmp_path = tmp_path / "run"
+  shutil.copytree(finished, tmp_path)
   latest = os.path.join(tmp_path, "checkpoints", "40")
   if damage == "truncate":
     for d, _, files in os.walk(os.path.join(latest, "default")):
@@ -187,34 +201,21 @@ def test_two_processes_on_one_workdir(tmp_path, reference):
   assert _records(tmp_path) == reference  # no row twice, one test record
 
 
-def test_partial_metrics_line_is_dropped_with_a_warning(tmp_path, reference):
-  proc = _start("train", R, tmp_path, FAULT_SLOW="0.05")
-  _wait_for(_has_step(str(tmp_path), 25), proc)
-  proc.kill()
-  proc.wait()
-  with open(os.path.join(tmp_path, "metrics.jsonl"), "a", encoding="utf-8") as f:
-    f.write('{"step": 26, "split": "tra')  # a write cut short by the kill
-  result = _ok(_run("train", R, tmp_path))
-  assert "dropping its last line" in result.stderr
-  assert _records(tmp_path) == reference
-
-
 @pytest.mark.parametrize("change,named", [
     ("--config.train.steps=30", "train.steps: 40 there, 30 asked"),  # shortened
     ("--config.train.steps=60", "train.steps: 40 there, 60 asked"),  # extended
     ("--config.model.hidden_size=13", "model.hidden_size: 12 there, 13 asked"),
 ])
-def test_changed_config_is_refused_and_nothing_changes(tmp_path, reference, change, named):
-  _ok(_run("train", R, tmp_path))
-  before = open(os.path.join(tmp_path, "config.json"), encoding="utf-8").read()
-  result = _run("train", R + [change], tmp_path)
+def test_changed_config_is_refused_and_nothing_changes(finished, reference, change, named):
+  before = open(os.path.join(finished, "config.json"), encoding="utf-8").read()
+  result = _run("train", R + [change], finished)
   assert result.returncode == 1
   line = result.stderr.strip().splitlines()[-1]
   assert named in line and "--workdir" in line, line
   if "train.steps" in change:
     assert "to resume it, rerun with --config.train.steps=40" in line
-  assert open(os.path.join(tmp_path, "config.json"), encoding="utf-8").read() == before
-  assert _records(tmp_path) == reference
+  assert open(os.path.join(finished, "config.json"), encoding="utf-8").read() == before
+  assert _records(finished) == reference
 
 
 def test_binary_with_two_seeds_exits_0(tmp_path):
@@ -239,6 +240,7 @@ def test_protocol_kill_9_then_rerun_gives_the_same_records(tmp_path, protocol_re
   assert _records(tmp_path) == protocol_reference
 
 
+@pytest.mark.slow
 def test_protocol_sigterm_then_rerun(tmp_path, protocol_reference):
   proc = _start("tptt_protocol", P, tmp_path, FAULT_SLOW="0.5")
   _wait_for(_has_step(str(tmp_path), 20), proc)
@@ -435,3 +437,81 @@ def test_paths_with_a_scheme_are_not_locked(tmp_path, caplog):
   with workdir_lib.owned("gs://bucket/run"):
     pass
   assert "no OS lock is possible" in caplog.text
+
+
+# ---------------------------------------------------------------------------- data sources
+
+
+def _ptb_dir(directory, words):
+  directory.mkdir()
+  for split in ("train", "valid", "test"):
+    (directory / f"ptb.char.{split}.txt").write_text(
+        "\n".join(" " + " _ ".join(" ".join(w) for w in words) + " " for _ in range(3)) + "\n",
+        encoding="utf-8")
+  return str(directory)
+
+
+@pytest.fixture
+def text_data():
+  pytest.importorskip("tensorflow_datasets")
+  from tca_jax.tasks.data import text  # pylint: disable=g-import-not-at-top
+  text.corpus.cache_clear()
+  yield text
+  text.corpus.cache_clear()
+
+
+def test_manual_dir_empty_never_downloads_and_names_the_files(tmp_path, text_data):
+  from tca_jax.tasks import data  # pylint: disable=g-import-not-at-top
+  for manual in ("", str(tmp_path / "empty")):
+    os.makedirs(tmp_path / "empty", exist_ok=True)
+    with pytest.raises(data.DataError, match=r"task.manual_dir=.* must be a directory holding "
+                       r"ptb.char.train.txt, .* never downloads") as e:
+      text_data.corpus("ptb_char", str(tmp_path / "tfds"), manual)
+    assert "\n" not in str(e.value)
+  assert not os.path.exists(tmp_path / "tfds" / "downloads")
+
+
+def test_manual_dir_provenance_is_recorded_and_checked(tmp_path, text_data):
+  from tca_jax.tasks import data  # pylint: disable=g-import-not-at-top
+  small = _ptb_dir(tmp_path / "small", ["ab", "c"])
+  large = _ptb_dir(tmp_path / "large", ["abcdefg", "hij", "klm"])
+  vocab, _ = text_data.corpus("ptb_char", str(tmp_path / "tfds"), small)
+  text_data.corpus.cache_clear()
+  assert text_data.corpus("ptb_char", str(tmp_path / "tfds"), small)[0] == vocab  # same source
+  text_data.corpus.cache_clear()
+  with pytest.raises(data.DataError, match=r"was built from .*small.* not from .*large.*; "
+                     r"delete .* to rebuild"):
+    text_data.corpus("ptb_char", str(tmp_path / "tfds"), large)
+  text_data.corpus.cache_clear()
+  assert text_data.corpus("ptb_char", str(tmp_path / "tfds"))[0] == vocab  # unset: as it is
+
+
+def test_manual_dir_corpus_that_is_not_utf8_names_file_and_line(tmp_path, text_data):
+  from tca_jax.tasks import data  # pylint: disable=g-import-not-at-top
+  manual = _ptb_dir(tmp_path / "m", ["ab"])
+  with open(os.path.join(manual, "ptb.char.valid.txt"), "ab") as f:
+    f.write(b" a \xff b \n")
+  with pytest.raises(data.DataError, match=r"ptb.char.valid.txt, line 4: not UTF-8 text"):
+    text_data.corpus("ptb_char", str(tmp_path / "tfds"), manual)
+
+
+# ---------------------------------------------------------------------- declared interfaces
+
+
+def test_every_cell_learner_and_task_declares_its_interface():
+  import jax  # pylint: disable=g-import-not-at-top
+  from tca_jax import cells, learners, tasks  # pylint: disable=g-import-not-at-top
+  for name in cells.names():
+    assert issubclass(cells.REGISTRY.factory(name), cells.Cell), name
+  for name in learners.names():
+    assert issubclass(learners.REGISTRY.factory(name), learners.Learner), name
+  for name in ("copy", "adding"):
+    assert issubclass(tasks.REGISTRY.factory(name), tasks.Task), name
+    assert not tasks.REGISTRY.factory(name).host_data
+  for name, options in (("srn", {}), ("lstm", {}), ("gru", {}),
+                        ("sab_lstm", {"k_top": 2, "k_att": 2, "max_memories": 3})):
+    core = cells.get(name, hidden_size=6, **options)
+    params = core.init(jax.random.PRNGKey(0), 3)
+    assert core.recurrent_matrix(params).shape == (6, 6), name  # a spectral radius for each
+    assert core.hidden(core.initial_state(4)).shape == (4, 6), name
+    assert core.has_attention_map == (name == "sab_lstm")

@@ -1,16 +1,19 @@
 """Pure recurrent cells: `init(key, input_size)`, `initial_state(batch)`, `step(p, s, x)`.
 
-A cell is a frozen dataclass (hashable, so it can be a static argument of `jax.jit`) with:
+A cell is a frozen dataclass subclassing `Cell` (`tca_jax/cells/base.py`, the interface with
+defaults for the optional members):
 
     init(key, input_size) -> params                         a pytree
     initial_state(batch_size, dtype=None) -> state          a pytree of [batch, ...] arrays
     step(params, state, x [batch, in]) -> (state, features [batch, feature_size])
     feature_size: int                                        what the readout sees
-    recurrent_matrix(params) -> [H, H]   (optional)          for spectral-radius diagnostics
+    recurrent_matrix(params) -> [H, H] or None               for spectral-radius diagnostics
+    hidden(state) -> [batch, H]                              h_t inside a state
 
 `get(name, **options)` builds one by its config name (`model.cell`).
 """
 
+from tca_jax.cells.base import Cell
 from tca_jax.cells.gru import GRU
 from tca_jax.cells.lstm import LSTM, LSTMState
 from tca_jax.cells.rnn import SRN
@@ -36,5 +39,5 @@ get = REGISTRY.get
 names = REGISTRY.names
 register = REGISTRY.register
 
-__all__ = ["SRN", "LSTM", "LSTMState", "GRU", "SABLSTM", "SABState", "AttnLSTM", "LeakySRN", "ESN",
-           "OrthogonalRNN", "LRU", "get", "names", "register"]
+__all__ = ["Cell", "SRN", "LSTM", "LSTMState", "GRU", "SABLSTM", "SABState", "AttnLSTM", "LeakySRN",
+           "ESN", "OrthogonalRNN", "LRU", "get", "names", "register"]

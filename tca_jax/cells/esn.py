@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tca_jax.cells.base import Cell
 from tca_jax.cells import initializers
 from tca_jax.cells.rnn import ACTIVATIONS
 from tca_jax.registry import check_choice, check_positive
@@ -30,7 +31,7 @@ def _radius(w):
   return np.max(np.abs(np.linalg.eigvals(w.astype(np.float64)))).astype(w.dtype)
 
 
-class _SRNStep:
+class _SRNStep(Cell):
   """The SRN step shared by both cells; subclasses provide `recurrent_matrix(params)`."""
 
   hidden_size: int

@@ -14,12 +14,13 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from tca_jax.cells.base import Cell
 from tca_jax.cells import initializers
 from tca_jax.registry import check_choice, check_positive
 
 
 @dataclasses.dataclass(frozen=True)
-class GRU:
+class GRU(Cell):
   """GRU cell; the state is `[batch, H]`.
 
   Attributes:

@@ -17,13 +17,14 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from tca_jax.cells.base import Cell
 from tca_jax.cells import initializers
 from tca_jax.cells.rnn import ACTIVATIONS
 from tca_jax.registry import ConfigError, check_choice, check_positive
 
 
 @dataclasses.dataclass(frozen=True)
-class LeakySRN:
+class LeakySRN(Cell):
   """Leaky SRN cell; the state is `[batch, H]`.
 
   Attributes:

@@ -29,6 +29,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from tca_jax.cells.base import Cell
 from tca_jax.registry import ConfigError, check_positive
 
 # Per-layer parameters of the diagonal recurrence (what `online_diag` carries traces for).
@@ -36,7 +37,7 @@ RECURRENT_LEAVES = ("nu_log", "theta_log", "gamma_log", "B_re", "B_im")
 
 
 @dataclasses.dataclass(frozen=True)
-class LRU:
+class LRU(Cell):
   """A stack of LRU layers; the state is a tuple of `[batch, 2N]` arrays, features `[batch, N]`.
 
   Attributes:

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from tca_jax.cells.base import Cell
 from tca_jax.cells import initializers
 from tca_jax.registry import check_choice, check_positive
 
@@ -25,7 +26,7 @@ class LSTMState(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class LSTM:
+class LSTM(Cell):
   """LSTM cell; the state is `LSTMState(h, c)` and the readout sees `h`.
 
   Attributes:
@@ -61,6 +62,15 @@ class LSTM:
   def initial_state(self, batch_size: int, dtype=None) -> LSTMState:
     shape = (batch_size, self.hidden_size)
     return LSTMState(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
+
+  def hidden(self, state: LSTMState):
+    return state.h
+
+  def recurrent_matrix(self, params):
+    """`[H, H]`: the cell-candidate (g) block of `W_h`, square for the spectral radius (the full
+    `W_h` is `[H, 4H]`); the same block as `SABLSTM.recurrent_matrix`."""
+    h = self.hidden_size
+    return params["W_h"][:, 2 * h:3 * h]
 
   def step(self, params, state: LSTMState, x):
     """One transition. Args: state `LSTMState([batch, H], [batch, H])`, x `[batch, in]`."""

@@ -13,6 +13,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from tca_jax.cells.base import Cell
 from tca_jax.cells import initializers
 from tca_jax.registry import check_choice, check_positive
 
@@ -20,7 +21,7 @@ ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
 
 @dataclasses.dataclass(frozen=True)
-class SRN:
+class SRN(Cell):
   """Simple recurrent network cell.
 
   Attributes:

@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 
 from tca_jax.backend import only_where  # pylint: disable=unused-import
+from tca_jax.cells.base import Cell
 from tca_jax.cells import initializers
 from tca_jax.cells.lstm import LSTM, LSTMState
 from tca_jax.ops import sparse_attention
@@ -64,7 +65,7 @@ class SABState(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class SABLSTM:
+class SABLSTM(Cell):
   """LSTM + sparse attention over every k_att-th past state (Algorithm 1).
 
   Attributes:
@@ -242,6 +243,11 @@ class SABLSTM:
     h = h_hat + s
     memory, keys, count = self.write(params, state.memory, state.keys, state.count, state.t, h)
     return SABState(h, c, memory, keys, count, state.t + 1), jnp.concatenate([h, s], -1)
+
+  has_attention_map = True
+
+  def hidden(self, state: SABState):
+    return state.h
 
   def attention_map(self, params, inputs, dtype=None):
     """Forward pass from the initial state returning the attention weights `[T, batch, M]`."""

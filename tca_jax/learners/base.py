@@ -63,6 +63,9 @@ class Learner:
   NAME: ClassVar[str] = "learner"
   # Whether `update` is exact or an estimate of the BPTT gradient (for docs and diagnostics).
   exact: ClassVar[bool] = True
+  # The `model.cell` names this learner supports; None = every cell (finer conditions, such as
+  # a state without batch coupling, go in `validate_model`). Checked by `config.build`.
+  supported_cells: ClassVar[Optional[tuple]] = None
 
   @property
   def name(self) -> str:
@@ -72,9 +75,16 @@ class Learner:
     """Raises `ConfigError` naming the field if the options cannot work for these shapes."""
     del sequence_length, update_every
 
+  def validate_cell(self, cell_name: str) -> None:
+    """Raises `ConfigError` if `model.cell=cell_name` is not in `supported_cells`."""
+    if self.supported_cells is not None and cell_name not in self.supported_cells:
+      raise ConfigError(
+          f"learner.name={self.name!r} needs model.cell in {', '.join(self.supported_cells)} "
+          f"(got {cell_name!r})")
+
   def validate_model(self, model) -> None:
-    """Raises `ConfigError` naming `model.cell` if this learner does not support the model's
-    cell (the default: every cell). Called once by `config.build`, before anything is written."""
+    """Raises `ConfigError` naming `model.cell` if this learner cannot train this model (the
+    default: every model). Called once by `config.build`, before anything is written."""
     del model
 
   def init(self, key, model, params, batch_size: int):

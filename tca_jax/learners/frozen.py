@@ -74,11 +74,11 @@ class Frozen(Learner):
   def validate(self, sequence_length, update_every):
     self.inner.validate(sequence_length, update_every)
 
+  def validate_cell(self, cell_name: str):
+    self.inner.validate_cell(cell_name)
+
   def validate_model(self, model):
-    # Mirrors config.build, which calls validate_model where a learner defines it.
-    validate = getattr(self.inner, "validate_model", None)
-    if validate is not None:
-      validate(model)
+    self.inner.validate_model(model)
 
   def init(self, key, model, params, batch_size: int):
     return self.inner.init(key, model, params, batch_size)

@@ -66,6 +66,7 @@ class SAB(Learner):
 
   NAME: ClassVar[str] = "sab"
   exact: ClassVar[bool] = False
+  supported_cells: ClassVar[tuple] = ("sab_lstm", "attn_lstm")
   k_trunc: int = 5
   mental_updates: bool = True
   backward: str = "replay"
@@ -90,9 +91,6 @@ class SAB(Learner):
           f"train.update_every={update_every!r} must be one of 0 (the whole sequence)"
           + ("" if self.backward == "autodiff" else f", learner.k_trunc={self.k_trunc} (online)")
           + f" for learner.name='sab' with learner.backward={self.backward!r}")
-
-  def validate_model(self, model) -> None:
-    sab_core(model)
 
   def init_state(self, model, params, batch_size: int):
     core = sab_core(model)

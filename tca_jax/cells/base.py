@@ -1,0 +1,60 @@
+"""The cell interface as code: what every cell has, and the defaults of what some cells have.
+
+A cell is a frozen dataclass subclassing `Cell` (hashable, a static argument of `jax.jit`):
+
+    init(key, input_size) -> params                         a pytree
+    initial_state(batch_size, dtype=None) -> state          a pytree of [batch, ...] arrays
+    step(params, state, x [batch, in]) -> (state, features [batch, feature_size])
+    feature_size: int                                        what the readout sees
+
+and, with defaults here, members that the trainer and the diagnostics use without asking whether
+a cell has them:
+
+    recurrent_matrix(params) -> [H, H] or None   the matrix whose spectral radius is logged
+    hidden(state) -> [batch, H]                  the hidden output h_t inside a state
+    has_attention_map, attention_map(params, inputs)   cores with a memory (SAB)
+
+`config.build` checks once that `model.cell` builds a `Cell`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Optional
+
+import jax
+
+
+class Cell:
+  """Base class of every cell: the required members, and defaults for the optional ones."""
+
+  # Whether `attention_map` draws the attention over memories (the trainer plots it).
+  has_attention_map: ClassVar[bool] = False
+  # Paths inside the core's params that no learner updates (the echo state network's W_hh);
+  # `config.build` adds them to `model.frozen`.
+  frozen_params: ClassVar[tuple] = ()
+
+  @property
+  def feature_size(self) -> int:
+    raise NotImplementedError
+
+  def init(self, key, input_size: int) -> Any:
+    raise NotImplementedError
+
+  def initial_state(self, batch_size: int, dtype=None) -> Any:
+    raise NotImplementedError
+
+  def step(self, params, state, x):
+    raise NotImplementedError
+
+  def recurrent_matrix(self, params) -> Optional[jax.Array]:
+    """The square `[H, H]` recurrent matrix (for its spectral radius), or None if there is none."""
+    del params
+    return None
+
+  def hidden(self, state) -> jax.Array:
+    """The hidden output `h_t`, `[batch, H]`, of a state (the state itself by default)."""
+    return state
+
+  def attention_map(self, params, inputs, dtype=None) -> jax.Array:
+    """Attention weights `[T, batch, M]` of a forward pass; cores with `has_attention_map`."""
+    raise NotImplementedError(f"{type(self).__name__} has no attention over memories")
