@@ -96,6 +96,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.test_batches = 8
   c.train.diag_every = 0  # 0 disables the gradient diagnostics
   c.train.checkpoint_every = 500  # orbax checkpoints in DIR/checkpoints; 0 disables them
+  c.train.tensorboard = True  # TensorBoard event files beside metrics.jsonl (tensorboardX)
   c.train.data_parallel = True  # shard the batch over all devices when there are several
 
   c.num_seeds = 1  # > 1: that many independent runs (seed, seed + 1, ...) in one vmapped step

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tca_jax import paths  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def plot_gradient_flow(records, path: str, title: str = ""):
@@ -30,7 +31,7 @@ def plot_gradient_flow(records, path: str, title: str = ""):
   if len(records) <= 8:
     ax.legend(fontsize="small")
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  paths.savefig(fig, path, dpi=100)
   plt.close(fig)
 
 
@@ -45,7 +46,7 @@ def plot_curves(xs, series: dict, path: str, xlabel: str = "step", ylabel: str =
   ax.set_title(title)
   ax.legend(fontsize="small")
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  paths.savefig(fig, path, dpi=100)
   plt.close(fig)
 
 
@@ -75,7 +76,7 @@ def plot_update_angle(records, path: str, key: str = "grad_cosine/core/W_hh", wi
   ax.set_ylabel("angle to the BPTT update of W_hh (degrees)")
   ax.set_title(title or "update angle against BPTT")
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  paths.savefig(fig, path, dpi=100)
   plt.close(fig)
 
 
@@ -90,7 +91,7 @@ def plot_radius_and_update_norm(steps, radius, update_norm, path: str, title: st
   ax2.set_ylabel("||update of W_hh||", color="tab:red")
   ax.set_title(title or "spectral radius and update norm")
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  paths.savefig(fig, path, dpi=100)
   plt.close(fig)
 
 
@@ -125,7 +126,7 @@ def plot_local_losses(steps, f_losses, g_losses, global_loss, path: str, title: 
     axes[1].legend(fontsize="x-small")
   fig.suptitle(title)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  paths.savefig(fig, path, dpi=100)
   plt.close(fig)
 
 
@@ -163,7 +164,7 @@ def plot_attention_maps(records, path: str, title: str = ""):
   if title:
     fig.suptitle(title, fontsize="small")
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  paths.savefig(fig, path, dpi=100)
   plt.close(fig)
 
 
@@ -177,18 +178,16 @@ def record_attention_map(model, task, params, key, step: int, workdir: str,
   if getattr(model.core, "attention_map", None) is None or not hasattr(task, "sample"):
     return
   batch = task.sample(key, batch_size)
-  path = os.path.join(workdir, "attention_maps.json")
+  path = paths.join(workdir, "attention_maps.json")
   records = []
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      records = [r for r in json.load(f) if r["step"] < step]
+  if paths.exists(path):
+    records = [r for r in json.loads(paths.read_text(path)) if r["step"] < step]
   records.append({"step": int(step),
                   "map": np.round(sab_attention_map(model, params, batch.inputs), 4).tolist()})
-  with open(path, "w", encoding="utf-8") as f:
-    json.dump(records, f)
+  paths.write_text_atomic(path, json.dumps(records))
   shown = records
   if len(records) > panels:
     idx = np.unique(np.linspace(0, len(records) - 1, panels).round().astype(int))
     shown = [records[i] for i in idx]
-  plot_attention_maps(shown, os.path.join(workdir, "attention_map.png"),
+  plot_attention_maps(shown, paths.join(workdir, "attention_map.png"),
                       f"attention over memories, {task.name} T={task.length}")

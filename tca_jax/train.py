@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from tca_jax import checkpoint, distributed, diagnostics, metrics_io, plotting, windows
+from tca_jax import checkpoint, distributed, diagnostics, metrics_io, paths, plotting, windows
 from tca_jax import config as config_lib
 from tca_jax.registry import ConfigError
 
@@ -230,11 +230,10 @@ def _flatten(tree, prefix=""):
 
 def _check_resumable(workdir: str, config) -> None:
   """A workdir holding another run's config is an error (resuming it would mix two runs)."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
+  path = paths.join(workdir, "config.json")
+  if not paths.exists(path):
     return
-  with open(path, encoding="utf-8") as f:
-    old = json.load(f)
+  old = metrics_io.read_json(path)
   new = json.loads(json.dumps(metrics_io.to_python(config.to_dict())))
   for d in (old, new):
     d.get("train", {}).pop("steps", None)  # a run may be extended
@@ -284,12 +283,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   mesh = distributed.data_mesh(t.batch_size) if t.get("data_parallel", True) else None
   _check_resumable(workdir, config)
   chief = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
+  paths.makedirs(workdir)
   if chief:
-    metrics_io.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    metrics_io.write_json(paths.join(workdir, "config.json"), config.to_dict())
     if hasattr(task, "write_artifacts"):  # what else reproduces the run (pmnist's permutation)
       task.write_artifacts(workdir)
-  writer = metrics_io.MetricsWriter(workdir) if chief else None
+  writer = (metrics_io.MetricsWriter(workdir, tensorboard=t.get("tensorboard", True))
+            if chief else None)
 
   def write(step, split, metrics):
     if writer is not None:
@@ -325,7 +325,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     if restored is not None:
       start_step, state = restored_step, restored
   if chief:  # from a checkpoint: what the run had then; from scratch: none of an earlier try's
-    checkpoint.truncate_records(os.path.join(workdir, "metrics.jsonl"), start_step)
+    checkpoint.truncate_records(paths.join(workdir, "metrics.jsonl"), start_step)
 
   # Dataset tasks (tca_jax.tasks.data) feed numpy batches from the host, synthetic ones are
   # sampled on the device.
@@ -342,11 +342,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   eval_step = (make_dataset_eval_step(setup) if host_data
                else make_eval_step(setup, t.eval_batch_size, num_seeds))
   diag_step = make_diag_step(setup) if t.diag_every else None
-  flow_path = os.path.join(workdir, "grad_flow.json")
+  flow_path = paths.join(workdir, "grad_flow.json")
   flow_records = []
-  if start_step and os.path.exists(flow_path):
-    with open(flow_path, encoding="utf-8") as f:
-      flow_records = [r for r in json.load(f) if r["step"] < start_step]
+  if start_step and paths.exists(flow_path):
+    flow_records = [r for r in metrics_io.read_json(flow_path) if r["step"] < start_step]
   matrix_fn = getattr(model.core, "recurrent_matrix", None)
   seed0 = (lambda tree: jax.tree.map(lambda x: x[0], tree)) if num_seeds > 1 else (lambda x: x)
   fold = jax.vmap(jax.random.fold_in, (0, None)) if num_seeds > 1 else jax.random.fold_in
@@ -403,8 +402,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         flow_records.append({"step": step - 1, "distance": list(range(len(flow), 0, -1)),
                              "norm": flow})
         metrics_io.write_json(flow_path, flow_records)
-        plotting.plot_gradient_flow(flow_records[-8:], os.path.join(workdir, "grad_flow.png"),
+        plotting.plot_gradient_flow(flow_records[-8:], paths.join(workdir, "grad_flow.png"),
                                     f"{learner.name} on {task.name} (T={task.length})")
+        writer.figure("grad_flow", step - 1, paths.join(workdir, "grad_flow.png"))
 
       state, metrics = train_step(state, batch, k_update)
 
@@ -427,6 +427,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         if chief and not host_data:  # cores with memory: SAB's attention map (Table 4, right)
           plotting.record_attention_map(model, task, seed0(state.params),
                                         jax.random.fold_in(seed0(eval_key), step), step, workdir)
+          writer.figure("attention_map", step, paths.join(workdir, "attention_map.png"))
 
       if checkpointer is not None and (step % t.checkpoint_every == 0 or step == t.steps
                                        or preempted):
@@ -445,6 +446,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   test = run_eval(state.params, "test", test_key, max(1, t.test_batches) if not host_data
                   else t.test_batches)
   write(t.steps, "test", test)
+  if writer is not None:
+    writer.close()
   test["wall_s"] = time.time() - start
   logging.info("test after %d steps: %s (%.1fs)", t.steps, _format(test), test["wall_s"])
   return test

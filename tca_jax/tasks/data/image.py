@@ -17,12 +17,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 from typing import ClassVar, Optional
 
 import jax.numpy as jnp
 import numpy as np
 
+from tca_jax import paths
 from tca_jax.registry import ConfigError
 from tca_jax.tasks import data
 from tca_jax.tasks.base import Task
@@ -172,9 +172,8 @@ class PMnist(_ImageTask):
     return _permutation(self.permutation_seed, self.length)
 
   def write_artifacts(self, workdir):
-    with open(os.path.join(workdir, "permutation.json"), "w", encoding="utf-8") as f:
-      json.dump({"permutation_seed": self.permutation_seed,
-                 "permutation": self.pixel_order().tolist()}, f)
+    paths.write_text_atomic(paths.join(workdir, "permutation.json"), json.dumps(
+        {"permutation_seed": self.permutation_seed, "permutation": self.pixel_order().tolist()}))
 
 
 @dataclasses.dataclass(frozen=True)
