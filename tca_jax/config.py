@@ -51,6 +51,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.recurrent_init = placeholder(str)  # "orthogonal" | "normal" | "identity"
   c.model.init_scale = placeholder(float)
   c.model.forget_bias = placeholder(float)  # lstm
+  c.model.flax_cell = placeholder(str)  # flax: e.g. "flax.linen.OptimizedLSTMCell"
   # sab_lstm, attn_lstm (the SAB paper's k_top and k_att live on the core: they shape the forward
   # pass that evaluation also runs). k_top=0: dense softmax attention (Table 4's "k_top = all").
   c.model.k_top = placeholder(int)
@@ -157,6 +158,10 @@ def build(config: ml_collections.ConfigDict) -> Setup:
         f"train.update_every={t.update_every!r} must be an integer in [0, {length}] "
         f"(0 = the whole sequence of {length} steps)")
   learner.validate(length, t.update_every or length)
+  if isinstance(core, cells.FlaxCell) and not learner.generic_cells:
+    generic = [n for n in learners.names() if learners.REGISTRY.factory(n).generic_cells]
+    raise ConfigError(f"model.cell='flax' is not supported by learner {learner.name!r}, which "
+                      f"needs the cell's internals; allowed learners: {', '.join(generic)}")
   # Learners defined for some cells only (tptt) check the model here, before compiling.
   if hasattr(learner, "validate_model"):
     learner.validate_model(model)

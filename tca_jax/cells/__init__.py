@@ -16,6 +16,7 @@ from tca_jax.cells.lstm import LSTM, LSTMState
 from tca_jax.cells.rnn import SRN
 from tca_jax.cells.attention import AttnLSTM
 from tca_jax.cells.sab import SABLSTM, SABState
+from tca_jax.cells.flax_cell import FlaxCell
 from tca_jax.registry import Registry
 
 REGISTRY = Registry("cell", "model.cell")
@@ -24,9 +25,10 @@ REGISTRY.register("lstm")(LSTM)
 REGISTRY.register("gru")(GRU)
 REGISTRY.register("sab_lstm")(SABLSTM)
 REGISTRY.register("attn_lstm")(AttnLSTM)
+REGISTRY.register("flax")(FlaxCell)  # a flax.linen / flax.nnx cell (Flax imported on use)
 
 get = REGISTRY.get
 names = REGISTRY.names
 register = REGISTRY.register
 
-__all__ = ["SRN", "LSTM", "LSTMState", "GRU", "SABLSTM", "SABState", "AttnLSTM", "get", "names", "register"]
+__all__ = ["SRN", "LSTM", "LSTMState", "GRU", "SABLSTM", "SABState", "AttnLSTM", "FlaxCell", "get", "names", "register"]

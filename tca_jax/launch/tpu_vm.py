@@ -5,7 +5,7 @@ Stages, in order (any subset):
 * `create`: `gcloud compute tpus tpu-vm create` (on-demand or `--spot`), or with `queued=True`
   `gcloud compute tpus queued-resources create` followed by polling its state until ACTIVE;
 * `setup`: on every worker (`ssh --worker=all`), clone or update the repository and
-  `pip install -e . "jax[tpu]"`;
+  `pip install -e ".[gcs]" "jax[tpu]"` (gcsfs and the GCS client for gs:// workdirs);
 * `run`: on every worker, the same `python -m experiments.train ...` command with
   `TCA_JAX_DISTRIBUTED=1`, so each host calls `jax.distributed.initialize()`, which detects the
   TPU pod itself (`tca_jax.distributed.maybe_initialize`); each host feeds its own batch shard;
@@ -126,7 +126,7 @@ def setup_command(spec: TPUSpec) -> list[str]:
   remote = (f"(test -d {d} || git clone --branch {shlex.quote(spec.branch)} "
             f"{shlex.quote(spec.repo)} {d}) && cd {d} && git fetch -q && "
             f"git checkout -q {shlex.quote(spec.branch)} && git pull -q && "
-            f"{py} -m pip install -q -e . \"jax[tpu]\"")
+            f"{py} -m pip install -q -e \".[gcs]\" \"jax[tpu]\"")
   return ssh_command(spec, remote)
 
 

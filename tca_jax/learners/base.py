@@ -62,6 +62,9 @@ class Learner:
   NAME: ClassVar[str] = "learner"
   # Whether `update` is exact or an estimate of the BPTT gradient (for docs and diagnostics).
   exact: ClassVar[bool] = True
+  # Whether the rule uses a cell only through its `step` (so any cell, a Flax one included,
+  # works); False where it needs the cell's internals (a closed-form Jacobian, the gates, ...).
+  generic_cells: ClassVar[bool] = False
 
   @property
   def name(self) -> str:
