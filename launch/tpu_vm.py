@@ -1,7 +1,8 @@
 r"""Creates a Cloud TPU VM (or queued resource) and runs `experiments.train` on all its workers.
 
     python launch/tpu_vm.py --name=tca --zone=us-central2-b --accelerator_type=v4-32 \
-        --repo=https://github.com/tca-jax/tca-jax.git --config=experiments/configs/copy.py:sab_t100 \
+        --repo=https://github.com/tca-jax/tca-jax.git \
+        --config=experiments/configs/copy.py:sab_t100 \
         --workdir=/tmp/runs/copy_t100 --set=learner.name=tbptt --set=learner.truncation=20 \
         [--queued] [--spot] [--stages=create,setup,run,delete] [--dry_run]
 

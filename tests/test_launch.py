@@ -4,13 +4,14 @@ understands."""
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from tca_jax.launch import sweep, tpu_vm
+from tca_jax.launch import slurm_array, sweep, tpu_vm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -119,7 +120,8 @@ def test_tpu_vm_dry_run_prints_the_gcloud_commands():
   assert "queued-resources describe tca-qr" in wait
   for ssh in (setup, run):
     assert ssh.startswith("gcloud compute tpus tpu-vm ssh tca --worker=all")
-  assert "pip install" in setup and "git clone --branch main https://example.org/tca-jax.git" in setup
+  assert "pip install" in setup
+  assert "git clone --branch main https://example.org/tca-jax.git" in setup
   assert "--runtime-version=tpu-ubuntu2204-base" in create
   assert ("TCA_JAX_DISTRIBUTED=1 python3 -m experiments.train "
           "--config=experiments/configs/copy.py:sab_t100 --workdir=/tmp/runs/a "
@@ -237,3 +239,67 @@ def test_slurm_template_runs_one_task_per_gpu(tmp_path):
   out = subprocess.run(["bash", path, "cfg.py", str(tmp_path / "w")], capture_output=True,
                        text=True, env=env, timeout=30)
   assert out.returncode == 2 and "one process per GPU" in out.stderr and "SRUN" not in out.stdout
+
+
+def test_grid_submits_as_a_slurm_array_skipping_finished_runs(tmp_path):
+  """--submit=slurm --dry_run prints the array job; the script's tasks run the local sweep's
+  commands (executed here with a stand-in python that prints its arguments)."""
+  base = tmp_path / "sweep"
+  (base / "seed=1").mkdir(parents=True)
+  (base / "seed=1" / "metrics.jsonl").write_text('{"step": 5, "split": "test", "loss": 1.0}\n')
+  cmd = [sys.executable, os.path.join(ROOT, "launch", "local_sweep.py"), "--config=cfg.py:quick",
+         f"--base_dir={base}", "--grid=seed=0,1,2,3", "--set=train.steps=4", "--submit=slurm",
+         "--slurm_option=partition=gpu", "--slurm_option=gpus-per-task=",
+         "--slurm_option=exclusive",
+         "--slurm_max_parallel=2", "--dry_run"]
+  out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=60)
+  assert out.returncode == 0, out.stderr
+  script = out.stdout
+  assert "#SBATCH --array=0,2-3%2" in script  # seed=1 finished: no index for it
+  assert "#SBATCH --partition=gpu" in script and "#SBATCH --exclusive\n" in script
+  assert "gpus-per-task" not in script and "#SBATCH --requeue" in script
+  assert f"#SBATCH --output={base}/slurm-%A_%a.out" in script
+  assert script.rstrip().endswith(f"# sbatch --parsable {base / 'sweep.sbatch'}")
+  assert not (base / "sweep.sbatch").exists()  # a dry run writes nothing
+  runs = sweep.plan(sweep.expand(sweep.parse_grid(["seed=0,1,2,3"])), "cfg.py:quick", str(base),
+                    fixed={"train.steps": "4"})
+  for i, run in enumerate(runs):  # index i is grid point i, with the local sweep's command
+    assert f"  {i}) WORKDIR={run.workdir}; CMD=({' '.join(run.command)}) ;;" in script
+  assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+
+  # Run task 2 and task 1 of the script: the unfinished one trains, the finished one is skipped.
+  fake = tmp_path / "bin"
+  fake.mkdir()
+  body = script.replace(f"CMD=({shlex.quote(sys.executable)} ", "CMD=(fake_python ")
+  (fake / "fake_python").write_text('#!/bin/bash\necho "TRAIN $*"\n')
+  (fake / "fake_python").chmod(0o755)
+  env = dict(_env(), PATH=f"{fake}:{os.environ['PATH']}", PYTHONPATH=ROOT)
+  for index, trained in ((2, True), (1, False)):
+    task = subprocess.run(["bash", "-c", body], capture_output=True, text=True, timeout=60,
+                          env=dict(env, SLURM_ARRAY_TASK_ID=str(index)))
+    assert task.returncode == 0, task.stderr
+    log = base / f"seed={index}" / "log.txt"
+    if trained:
+      text = log.read_text()
+      assert text.startswith("TRAIN -m experiments.train --config=") and "--config.seed=2" in text
+    else:
+      assert "skip (finished)" in task.stdout and not log.exists()
+
+  # Everything finished: nothing to submit.
+  for i in (0, 2, 3):
+    (base / f"seed={i}").mkdir(exist_ok=True)
+    (base / f"seed={i}" / "metrics.jsonl").write_text('{"step": 5, "split": "test"}\n')
+  done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=60)
+  assert done.returncode == 0 and "nothing to submit: all 4 runs are finished" in done.stdout
+
+
+def test_slurm_array_spec_and_options():
+  run = lambda finished: sweep.Run("r", "/w", ("py",), finished)
+  assert slurm_array.array_spec([run(False)] * 3) == "0-2"
+  assert slurm_array.array_spec([run(True), run(False), run(True), run(False), run(False)],
+                                max_parallel=3) == "1,3-4%3"
+  assert slurm_array.array_spec([run(True)]) is None
+  assert slurm_array.parse_options(["--partition=gpu", "exclusive", "time="]) == {
+      "partition": "gpu", "exclusive": None, "time": ""}
+  with pytest.raises(ValueError, match="KEY=VALUE"):
+    slurm_array.parse_options(["=gpu"])

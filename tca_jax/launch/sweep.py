@@ -30,6 +30,8 @@ from typing import Sequence
 
 from absl import logging
 
+from tca_jax import paths
+
 # The checkout (or site-packages) holding tca_jax and experiments: children find both through it.
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
@@ -89,16 +91,15 @@ def run_name(point: dict[str, str]) -> str:
 
 def is_finished(workdir: str) -> bool:
   """True when `workdir/metrics.jsonl` holds a `test` record (the trainer's last write)."""
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
+  path = paths.join(workdir, "metrics.jsonl")
+  if not paths.exists(path):
     return False
-  with open(path, encoding="utf-8") as f:
-    for line in f:
-      try:
-        if json.loads(line).get("split") == "test":
-          return True
-      except json.JSONDecodeError:  # a line cut short by a kill
-        continue
+  for line in paths.read_text(path).splitlines():
+    try:
+      if json.loads(line).get("split") == "test":
+        return True
+    except json.JSONDecodeError:  # a line cut short by a kill
+      continue
   return False
 
 
@@ -124,7 +125,7 @@ def plan(points: Sequence[dict[str, str]], config: str, base_dir: str,
     raise ValueError(f"grid points share a run name: {names}")
   runs = []
   for point, name in zip(points, names):
-    workdir = os.path.abspath(os.path.join(base_dir, name))
+    workdir = paths.resolve(paths.join(base_dir, name))  # gs://... stays a URL
     overrides = dict(fixed or {}, **point)
     runs.append(Run(name, workdir, tuple(train_command(_absolute_config(config), workdir,
                                                        overrides, python)),
