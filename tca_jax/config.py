@@ -38,7 +38,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.task.jitter = placeholder(bool)  # adding_pascanu
   # Real datasets (docs/DATASETS.md): seq_mnist, pmnist, cifar10, ptb_char, text8, tiny_shakespeare.
   c.task.data_dir = placeholder(str)  # TFDS data dir; None = $TFDS_DATA_DIR, ~/tensorflow_datasets
-  c.task.manual_dir = placeholder(str)  # ptb_char, text8: build offline from the files here
+  # ptb_char, text8: build offline from the files here; seq_mnist, pmnist, cifar10: read the
+  # standard files here with numpy (no TFDS, no TensorFlow). docs/DATASETS.md lists them.
+  c.task.manual_dir = placeholder(str)
   c.task.download = placeholder(bool)  # build a missing dataset by downloading it
   c.task.permutation_seed = placeholder(int)  # pmnist
   c.task.validation_size = placeholder(int)  # image tasks: train images held out (default 5000)

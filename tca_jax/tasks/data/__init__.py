@@ -29,6 +29,10 @@ from tca_jax.registry import ConfigError
 
 # Datasets with a builder in `tca_jax.tasks.data.builders` (not in the TFDS catalog).
 OWN_BUILDERS = ("ptb_char", "text8")
+# Image datasets the tasks can also read from their standard files (`image_files`), numpy only.
+IMAGE_FILES = {"mnist": "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                        "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz",
+               "cifar10": "cifar-10-python.tar.gz"}
 # Where each dataset downloads from: checked with a short timeout before downloading, because
 # TFDS's downloader retries for minutes when there is no network.
 DOWNLOAD_HOSTS = {
@@ -69,8 +73,10 @@ def prepare_hint(dataset: str, data_dir: str) -> str:
     files = builders.MANUAL_FILES[dataset]
     return (f"prepare it with `{cmd}` (downloads) or put {files} in a directory D and set "
             f"task.manual_dir=D (builds offline)")
+  offline = (f"; or, with no TFDS or TensorFlow at all, put {IMAGE_FILES[dataset]} in a "
+             "directory D and set task.manual_dir=D" if dataset in IMAGE_FILES else "")
   return (f"prepare it with `{cmd}` (downloads; building {dataset} needs tensorflow-cpu) or set "
-          "task.download=True")
+          f"task.download=True{offline}")
 
 
 def make_builder(dataset: str, data_dir: str, file_format: str | None = None):
