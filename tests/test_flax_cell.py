@@ -14,15 +14,17 @@ import numpy as np
 import pytest
 
 pytest.importorskip("flax")
-from flax import linen as nn  # pylint: disable=g-import-not-at-top,wrong-import-position
-from flax import nnx  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from flax import linen as nn
+from flax import nnx
 
-from tca_jax import cells, config as config_lib, diagnostics, learners  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tca_jax.cells.flax_cell import FlaxCell  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tca_jax.cells.lstm import LSTM  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tca_jax.model import Model  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tca_jax.registry import ConfigError  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tests.online_helpers import flat, setup  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tca_jax import cells, config as config_lib, diagnostics, learners
+from tca_jax.cells.flax_cell import FlaxCell
+from tca_jax.cells.lstm import LSTM
+from tca_jax.model import Model
+from tca_jax.registry import ConfigError
+from tests.online_helpers import flat, setup
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 H = 3
 GATES = "ifgo"

@@ -81,7 +81,8 @@ def test_truncate_and_append_in_a_bucket(fake_gcs):
 
 
 def _events(workdir):
-  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from tensorboard.backend.event_processing import event_accumulator
   acc = event_accumulator.EventAccumulator(
       str(workdir), size_guidance={event_accumulator.SCALARS: 0, event_accumulator.IMAGES: 0,
                                    event_accumulator.TENSORS: 0})
