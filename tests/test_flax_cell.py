@@ -144,8 +144,9 @@ def test_flax_cell_trains_from_the_command_line(tmp_path):
          "--config.model.flax_cell=flax.linen.OptimizedLSTMCell", "--config.model.hidden_size=8",
          "--config.train.steps=3", "--config.train.warmup_steps=0", "--config.train.eval_every=0",
          "--config.train.checkpoint_every=0", "--config.learner.name=uoro",
-         "--config.train.update_every=1"]
+         "--config.train.update_every=1", "--config.train.diag_every=2"]
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=root)
   out = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
-  assert '"split": "test"' in (tmp_path / "metrics.jsonl").read_text()
+  text = (tmp_path / "metrics.jsonl").read_text()
+  assert '"split": "test"' in text and '"grad_cosine"' in text  # diagnostics work on it too
