@@ -303,3 +303,14 @@ def test_slurm_array_spec_and_options():
       "partition": "gpu", "exclusive": None, "time": ""}
   with pytest.raises(ValueError, match="KEY=VALUE"):
     slurm_array.parse_options(["=gpu"])
+
+
+def test_launch_readme_shows_what_the_tpu_launcher_prints():
+  readme = open(os.path.join(ROOT, "launch", "README.md")).read()
+  block = readme.split("```bash\npython launch/tpu_vm.py ", 1)[1].split("```", 1)[0]
+  args = shlex.split("python launch/tpu_vm.py " + block.replace("\\\n", " "))[2:]
+  shown = readme.split("prints\n\n```\n", 1)[1].split("```", 1)[0]
+  out = subprocess.run([sys.executable, os.path.join(ROOT, "launch", "tpu_vm.py")] + args,
+                       capture_output=True, text=True, env=_env(), timeout=60)
+  assert out.returncode == 0, out.stderr
+  assert out.stdout == shown
