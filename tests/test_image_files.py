@@ -148,3 +148,15 @@ print("RESULT", json.dumps(result), "tensorflow_datasets" in sys.modules,
   records = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")]
   assert [r["split"] for r in records][-1] == "test"
   assert len(json.load(open(tmp_path / "run" / "permutation.json"))["permutation"]) == 784
+
+
+def test_prepare_with_manual_dir_checks_the_image_files(tmp_path):
+  write_mnist(tmp_path)
+  cmd = [sys.executable, "-m", "tca_jax.tasks.data.prepare", "mnist", f"--manual_dir={tmp_path}"]
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+  out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "mnist: 12 train and 6 test images readable" in out.stdout
+  bad = subprocess.run(cmd[:3] + ["cifar10", f"--manual_dir={tmp_path}"], capture_output=True,
+                       text=True, env=env, timeout=120, cwd=ROOT)
+  assert bad.returncode == 1 and "cannot read CIFAR-10" in bad.stderr
