@@ -94,9 +94,9 @@ def test_flax_lstm_gives_our_gradients(x64, name, kind):
   # Windows of 2 steps: the carried state (and RTRL's / UORO's traces) cross window boundaries;
   # BPTT over the whole sequence.
   every = 5 if name == "bptt" else 2
-  ref, _ = diagnostics.accumulated_update(learner, ours, task, params, {}, batch, key, every)
-  got, _ = diagnostics.accumulated_update(learner, theirs, task, theirs_params, {}, batch, key,
-                                          every)
+  accumulated = jax.jit(diagnostics.accumulated_update, static_argnums=(0, 1, 2, 7))
+  ref, _ = accumulated(learner, ours, task, params, {}, batch, key, every)
+  got, _ = accumulated(learner, theirs, task, theirs_params, {}, batch, key, every)
   got = {"core": from_flax(got["core"]), "readout": got["readout"]}
   assert flat(ref).dtype == jnp.float64 and float(jnp.linalg.norm(flat(ref))) > 1e-3
   np.testing.assert_allclose(flat(got), flat(ref), rtol=1e-10, atol=1e-12)
