@@ -25,6 +25,7 @@ import socket
 
 from absl import logging
 
+from tca_jax import paths
 from tca_jax.registry import ConfigError
 
 # Datasets with a builder in `tca_jax.tasks.data.builders` (not in the TFDS catalog).
@@ -155,7 +156,7 @@ def open_sources(dataset: str, splits, *, data_dir=None, manual_dir=None, downlo
   except Exception as e:  # pylint: disable=broad-except
     first_error = e
   info_file = os.path.join(str(builder.data_dir), "dataset_info.json")
-  if os.path.exists(info_file):
+  if paths.exists(info_file):
     problem = (f"task.data_dir={data_dir!r}: dataset {dataset!r} at {builder.data_dir} cannot be "
                f"read with tfds.data_source ({type(first_error).__name__}: "
                f"{_first_line(first_error)})")
