@@ -131,3 +131,14 @@ def test_tensorboard_can_be_switched_off(tmp_path):
   train.train_and_evaluate(tiny_config(train__steps=1, train__tensorboard=False,
                                        train__checkpoint_every=0), str(tmp_path))
   assert not paths.glob(str(tmp_path), metrics_io.EVENTS_PATTERN)
+
+
+def test_image_files_from_a_bucket(fake_gcs, tmp_path):
+  from tca_jax.tasks.data import image_files  # pylint: disable=g-import-not-at-top
+  from tests.test_image_files import write_mnist  # pylint: disable=g-import-not-at-top
+  arrays = write_mnist(tmp_path)
+  for name in os.listdir(tmp_path):
+    fake_gcs.pipe(f"gs://bucket/mnist/{name}", (tmp_path / name).read_bytes())
+  train_x, _, _, test_y = image_files.load_mnist("gs://bucket/mnist")
+  assert (train_x[..., 0] == arrays["train-images-idx3-ubyte"]).all()
+  assert (test_y == arrays["t10k-labels-idx1-ubyte"]).all()
