@@ -13,7 +13,6 @@ import math
 import os
 import struct
 
-from absl import logging
 import numpy as np
 
 from tca_jax import paths

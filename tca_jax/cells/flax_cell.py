@@ -99,6 +99,7 @@ class FlaxCell:
     """Flax's own parameter pytree for inputs of size `input_size`."""
     x = jnp.zeros((1, input_size))
     if self._kind == "linen":
+      # A carry to trace `init` with; its values do not matter (Flax's default is zeros).
       carry = self._cell.initialize_carry(jax.random.PRNGKey(0), x.shape)
       return self._cell.init(key, carry, x)["params"]
     _, nnx = _import_flax()
@@ -108,6 +109,8 @@ class FlaxCell:
   def initial_state(self, batch_size: int, dtype=None):
     """The Flax cell's initial carry (zeros by default), each leaf `[batch, ...]`."""
     shape = (batch_size, 1)  # the carry's shape depends on the batch only, not the input size
+    # Flax's carry_init defaults to zeros, so the fixed key draws nothing; a cell with a random
+    # carry_init would start every sequence from the same draw.
     if self._kind == "linen":
       carry = self._cell.initialize_carry(jax.random.PRNGKey(0), shape)
     else:
