@@ -1,7 +1,8 @@
 r"""Creates a Cloud TPU VM (or queued resource) and runs `experiments.train` on all its workers.
 
     python launch/tpu_vm.py --name=tca --zone=us-central2-b --accelerator_type=v4-32 \
-        --repo=https://github.com/OWNER/tca-jax.git --config=experiments/configs/copy.py:sab_t100 \
+        --repo=https://github.com/tca-jax/tca-jax.git \
+        --config=experiments/configs/copy.py:sab_t100 \
         --workdir=/tmp/runs/copy_t100 --set=learner.name=tbptt --set=learner.truncation=20 \
         [--queued] [--spot] [--stages=create,setup,run,delete] [--dry_run]
 
@@ -29,7 +30,10 @@ _NAME = flags.DEFINE_string("name", None, "TPU VM name.")
 _ZONE = flags.DEFINE_string("zone", None, "GCP zone, e.g. us-central2-b.")
 _PROJECT = flags.DEFINE_string("project", None, "GCP project (default: gcloud's).")
 _TYPE = flags.DEFINE_string("accelerator_type", "v4-8", "e.g. v4-8, v4-32, v5litepod-16.")
-_VERSION = flags.DEFINE_string("runtime_version", "tpu-ubuntu2204-base", "TPU VM image.")
+_VERSION = flags.DEFINE_string("runtime_version", None,
+                               "TPU VM image; default: the one for the accelerator's generation "
+                               "(v6e v2-alpha-tpuv6e, v5p v2-alpha-tpuv5, v5e/v5litepod "
+                               "v2-alpha-tpuv5-lite, v4 and older tpu-ubuntu2204-base).")
 _QUEUED = flags.DEFINE_bool("queued", False, "Create through queued resources.")
 _SPOT = flags.DEFINE_bool("spot", False, "Spot capacity (preemptible).")
 _REPO = flags.DEFINE_string("repo", None, "Git URL of your tca-jax repository, cloned on every "

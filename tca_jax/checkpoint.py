@@ -17,6 +17,7 @@ from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
+from tca_jax import paths
 from tca_jax import workdir as workdir_lib
 
 
@@ -24,12 +25,12 @@ class Checkpointer:
   """Saves and restores a pytree of arrays (the `TrainState`) every so many steps.
 
   Args:
-    workdir: the run's directory.
+    workdir: the run's directory (local or `gs://...`: orbax writes to buckets itself).
     max_to_keep: how many checkpoints to keep (oldest are deleted).
   """
 
   def __init__(self, workdir: str, max_to_keep: int = 2):
-    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self.directory = paths.join(paths.resolve(workdir), "checkpoints")
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
@@ -85,14 +86,10 @@ def truncate_records(path: str, step: int) -> None:
   Train and eval records of steps <= `step` stay; diagnostics (measured before the update of step
   s + 1 and recorded as s) stay for s < `step`; the final test record goes.
   """
-  if not os.path.exists(path):
+  if not paths.exists(path):
     return
   records = workdir_lib.read_jsonl(path)  # a last line cut short by a kill is dropped
   keep = [r for r in records
           if r["split"] != "test" and (r["step"] < step or
                                        (r["step"] == step and r["split"] != "diag"))]
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    for r in keep:
-      f.write(json.dumps(r) + "\n")
-  os.replace(tmp, path)
+  paths.write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in keep))

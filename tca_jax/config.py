@@ -44,7 +44,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.task.variant = placeholder(str)
   # Real datasets (docs/DATASETS.md): seq_mnist, pmnist, cifar10, ptb_char, text8, tiny_shakespeare.
   c.task.data_dir = placeholder(str)  # TFDS data dir; None = $TFDS_DATA_DIR, ~/tensorflow_datasets
-  c.task.manual_dir = placeholder(str)  # ptb_char, text8: build offline from the files here
+  # ptb_char, text8: build offline from the files here; seq_mnist, pmnist, cifar10: read the
+  # standard files here with numpy (no TFDS, no TensorFlow). docs/DATASETS.md lists them.
+  c.task.manual_dir = placeholder(str)
   c.task.download = placeholder(bool)  # build a missing dataset by downloading it
   c.task.permutation_seed = placeholder(int)  # pmnist
   c.task.validation_size = placeholder(int)  # image tasks: train images held out (default 5000)
@@ -57,6 +59,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.recurrent_init = placeholder(str)  # "orthogonal" | "normal" | "identity"
   c.model.init_scale = placeholder(float)
   c.model.forget_bias = placeholder(float)  # lstm
+  c.model.flax_cell = placeholder(str)  # flax: e.g. "flax.linen.OptimizedLSTMCell"
   # sab_lstm, attn_lstm (the SAB paper's k_top and k_att live on the core: they shape the forward
   # pass that evaluation also runs). k_top=0: dense softmax attention (Table 4's "k_top = all").
   c.model.k_top = placeholder(int)
@@ -121,6 +124,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.test_batches = 8
   c.train.diag_every = 0  # 0 disables the gradient diagnostics
   c.train.checkpoint_every = 500  # orbax checkpoints in DIR/checkpoints; 0 disables them
+  c.train.tensorboard = True  # TensorBoard event files beside metrics.jsonl (tensorboardX)
   c.train.data_parallel = True  # shard the batch over all devices when there are several
 
   c.num_seeds = 1  # > 1: that many independent runs (seed, seed + 1, ...) in one vmapped step
@@ -277,6 +281,10 @@ def build(config: ml_collections.ConfigDict) -> Setup:
       raise ConfigError(f"{field}: {type(obj).__name__} does not subclass "
                         f"{base.__module__}.{base.__name__}, the interface the trainer uses")
   learner.validate_cell(config.model.cell)
+  if isinstance(core, cells.FlaxCell) and not learner.generic_cells:
+    generic = [n for n in learners.names() if learners.REGISTRY.factory(n).generic_cells]
+    raise ConfigError(f"model.cell='flax' is not supported by learner {learner.name!r}, which "
+                      f"needs the cell's internals; allowed learners: {', '.join(generic)}")
   frozen = _frozen_paths(config, model, task)
   if frozen:
     learner = learners.Frozen(learner, frozen)

@@ -21,12 +21,39 @@ from tca_jax.registry import ConfigError
 ENV_FLAG = "TCA_JAX_DISTRIBUTED"
 
 
+def slurm_local_device_ids(env=None) -> list[int] | None:
+  """The GPUs this process drives in a SLURM step: one task per GPU (launch/slurm.sbatch).
+
+  JAX's own SLURM detection binds process `SLURM_LOCALID` to local GPU `SLURM_LOCALID`, which is
+  right when every task of a node sees all its GPUs (`--ntasks-per-node=GPUS --gpus-per-node=GPUS`)
+  and wrong when SLURM already confined the task to its own GPU (`--gpus-per-task=1` sets a
+  one-entry `CUDA_VISIBLE_DEVICES`, whose only device is index 0). This covers both, explicitly.
+
+  Args:
+    env: the environment (default `os.environ`).
+
+  Returns:
+    `[SLURM_LOCALID]`, `[0]` for a task confined to one GPU, or None outside a SLURM step, on a
+    TPU VM, or where `JAX_LOCAL_DEVICE_IDS` (which JAX reads itself) is set.
+  """
+  env = os.environ if env is None else env
+  if "SLURM_LOCALID" not in env or "SLURM_STEP_NODELIST" not in env:
+    return None
+  if env.get("JAX_LOCAL_DEVICE_IDS") or env.get("TPU_WORKER_ID") is not None:
+    return None
+  visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+  if len(visible) == 1:
+    return [0]
+  return [int(env["SLURM_LOCALID"])]
+
+
 def maybe_initialize(config) -> bool:
   """Starts JAX's multi-host runtime when `config.distributed` or `$TCA_JAX_DISTRIBUTED` asks.
 
   With `distributed.coordinator_address`, `num_processes` and `process_id` set, those are used
   (e.g. several processes on one machine); otherwise `jax.distributed.initialize()` detects the
-  cluster itself (Cloud TPU, SLURM, ...). Must run before any other JAX call.
+  cluster itself (Cloud TPU, SLURM, ...). Under SLURM each process drives one GPU
+  (`slurm_local_device_ids`). Must run before any other JAX call.
   """
   section = config.get("distributed")
   wanted = bool(section and section.get("enabled")) or os.environ.get(ENV_FLAG) == "1"
@@ -37,6 +64,8 @@ def maybe_initialize(config) -> bool:
     for k in ("coordinator_address", "num_processes", "process_id"):
       if section.get(k) is not None:
         kwargs[k] = section.get(k)
+  if (ids := slurm_local_device_ids()) is not None:
+    kwargs["local_device_ids"] = ids
   jax.distributed.initialize(**kwargs)
   logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
                jax.process_index(), jax.process_count(), jax.local_device_count(),

@@ -8,9 +8,10 @@ notebook that imports tca_jax keeps drawing inline.
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
+
+from tca_jax import paths
 
 
 def new_figure(**kwargs):
@@ -43,7 +44,7 @@ def plot_gradient_flow(records, path: str, title: str = ""):
   if len(records) <= 8:
     ax.legend(fontsize="small")
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  paths.savefig(fig, path, dpi=100)
 
 
 def plot_update_angle(records, path: str, key: str = "grad_cosine/core/W_hh", window: int = 10,
@@ -73,7 +74,7 @@ def plot_update_angle(records, path: str, key: str = "grad_cosine/core/W_hh", wi
   ax.set_ylabel("angle to the BPTT update of W_hh (degrees)")
   ax.set_title(title or "update angle against BPTT")
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  paths.savefig(fig, path, dpi=100)
 
 
 def plot_radius_and_update_norm(steps, radius, update_norm, path: str, title: str = ""):
@@ -88,7 +89,7 @@ def plot_radius_and_update_norm(steps, radius, update_norm, path: str, title: st
   ax2.set_ylabel("||update of W_hh||", color="tab:red")
   ax.set_title(title or "spectral radius and update norm")
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  paths.savefig(fig, path, dpi=100)
 
 
 def plot_local_losses(steps, f_losses, g_losses, global_loss, path: str, title: str = "",
@@ -123,7 +124,7 @@ def plot_local_losses(steps, f_losses, g_losses, global_loss, path: str, title: 
     axes[1].legend(fontsize="x-small")
   fig.suptitle(title)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  paths.savefig(fig, path, dpi=100)
 
 
 def sab_attention_map(model, params, inputs):
@@ -161,7 +162,7 @@ def plot_attention_maps(records, path: str, title: str = ""):
   if title:
     fig.suptitle(title, fontsize="small")
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  paths.savefig(fig, path, dpi=100)
 
 
 def record_attention_map(model, task, params, key, step: int, workdir: str,
@@ -174,18 +175,16 @@ def record_attention_map(model, task, params, key, step: int, workdir: str,
   if not model.core.has_attention_map or task.host_data:
     return
   batch = task.sample(key, batch_size)
-  path = os.path.join(workdir, "attention_maps.json")
+  path = paths.join(workdir, "attention_maps.json")
   records = []
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      records = [r for r in json.load(f) if r["step"] < step]
+  if paths.exists(path):
+    records = [r for r in json.loads(paths.read_text(path)) if r["step"] < step]
   records.append({"step": int(step),
                   "map": np.round(sab_attention_map(model, params, batch.inputs), 4).tolist()})
-  with open(path, "w", encoding="utf-8") as f:
-    json.dump(records, f)
+  paths.write_text_atomic(path, json.dumps(records))
   shown = records
   if len(records) > panels:
     idx = np.unique(np.linspace(0, len(records) - 1, panels).round().astype(int))
     shown = [records[i] for i in idx]
-  plot_attention_maps(shown, os.path.join(workdir, "attention_map.png"),
+  plot_attention_maps(shown, paths.join(workdir, "attention_map.png"),
                       f"attention over memories, {task.name} T={task.length}")

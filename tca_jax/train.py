@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
 import signal
 import threading
 import time
@@ -24,7 +23,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from tca_jax import actions, checkpoint, distributed, diagnostics, metrics_io, plotting
+from tca_jax import actions, checkpoint, distributed, diagnostics, metrics_io, paths, plotting
 from tca_jax import windows
 from tca_jax import config as config_lib
 from tca_jax.optim import make_optimizer, schedule  # pylint: disable=unused-import  (API)
@@ -260,7 +259,8 @@ class _Run:
     self.num_seeds = config.get("num_seeds", 1)
     self.chief = jax.process_index() == 0
     self.host_data = setup.task.host_data
-    self.writer = metrics_io.MetricsWriter(workdir) if self.chief else None
+    self.writer = (metrics_io.MetricsWriter(workdir, tensorboard=self.t.get("tensorboard", True))
+                   if self.chief else None)
     (self.init_key, self.train_key, self.eval_key, self.test_key,
      self.diag_key) = _stream_keys(config.seed, self.num_seeds)
     seeds = self.num_seeds > 1
@@ -315,9 +315,9 @@ class DiagAction(actions.PeriodicAction):
   def __init__(self, run: _Run, start_step: int):
     super().__init__(run.t.diag_every, on_first=True)
     self.r, self.step_fn = run, make_diag_step(run.setup)
-    self.path = os.path.join(run.workdir, "grad_flow.json")
+    self.path = paths.join(run.workdir, "grad_flow.json")
     self.records = []
-    if start_step and os.path.exists(self.path):
+    if start_step and paths.exists(self.path):
       self.records = [r for r in workdir_lib.read_json(self.path) if r["step"] < start_step]
 
   def run(self, step, *, state, batch, **_):
@@ -335,9 +335,10 @@ class DiagAction(actions.PeriodicAction):
     self.records.append({"step": step - 1, "distance": list(range(len(flow), 0, -1)),
                          "norm": flow})
     metrics_io.write_json(self.path, self.records)
+    png = paths.join(r.workdir, "grad_flow.png")
     plotting.plot_gradient_flow(
-        self.records[-8:], os.path.join(r.workdir, "grad_flow.png"),
-        f"{setup.learner.name} on {setup.task.name} (T={setup.task.length})")
+        self.records[-8:], png, f"{setup.learner.name} on {setup.task.name} (T={setup.task.length})")
+    r.writer.figure("grad_flow", step - 1, png)
 
 
 class LogAction(actions.PeriodicAction):
@@ -377,6 +378,8 @@ class EvalAction(actions.PeriodicAction):
       plotting.record_attention_map(setup.model, setup.task, r.seed0(state.params),
                                     jax.random.fold_in(r.seed0(r.eval_key), step), step,
                                     r.workdir)
+      if setup.model.core.has_attention_map:
+        r.writer.figure("attention_map", step, paths.join(r.workdir, "attention_map.png"))
 
 
 class CheckpointAction(actions.PeriodicAction):
@@ -417,7 +420,7 @@ def _initial_state(r: _Run, optimizer, mesh):
     if restored is not None:
       start_step, state = restored_step, restored
   if r.chief:  # from a checkpoint: what the run had then; from scratch: none of an earlier try's
-    checkpoint.truncate_records(os.path.join(r.workdir, "metrics.jsonl"), start_step)
+    checkpoint.truncate_records(paths.join(r.workdir, "metrics.jsonl"), start_step)
   return start_step, state
 
 
@@ -468,9 +471,9 @@ def _train_and_evaluate(config, workdir: str, setup: config_lib.Setup):
   mesh = distributed.data_mesh(t.batch_size) if t.get("data_parallel", True) else None
   _check_resumable(workdir, config)
   r = _Run(config, workdir, setup)
-  os.makedirs(workdir, exist_ok=True)
+  paths.makedirs(workdir)
   if r.chief:
-    metrics_io.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    metrics_io.write_json(paths.join(workdir, "config.json"), config.to_dict())
     setup.task.write_artifacts(workdir)  # what else reproduces the run (pmnist's permutation)
   optimizer = make_optimizer(t, setup.learner, setup.task.sequence_length)
   r.checkpointer = checkpoint.Checkpointer(workdir) if t.checkpoint_every else None
@@ -497,6 +500,8 @@ def _train_and_evaluate(config, workdir: str, setup: config_lib.Setup):
   test = r.evaluate(state.params, "test", r.test_key,
                     t.test_batches if r.host_data else max(1, t.test_batches))
   r.write(t.steps, "test", test)
+  if r.writer is not None:
+    r.writer.close()
   test["wall_s"] = time.time() - start
   logging.info("test after %d steps: %s (%.1fs)", t.steps, _format(test), test["wall_s"])
   return test

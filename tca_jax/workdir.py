@@ -28,10 +28,10 @@ from typing import Iterable
 
 from absl import logging
 
+from tca_jax import paths
 from tca_jax.registry import ConfigError
 
 LOCK_FILE = ".lock"
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class WorkdirBusy(ConfigError):
@@ -40,7 +40,7 @@ class WorkdirBusy(ConfigError):
 
 def has_scheme(path: str) -> bool:
   """True for `gs://bucket/run` and the like: paths the OS cannot lock."""
-  return bool(_SCHEME.match(str(path)))
+  return paths.has_scheme(path)
 
 
 def check_writable(workdir: str) -> None:
@@ -129,8 +129,7 @@ def owned(workdir: str, what: str = "run"):
 
 def read_text_lines(path: str) -> list[str]:
   """The lines of a UTF-8 text file; a byte that is not UTF-8 is a `ConfigError` with its line."""
-  with open(path, "rb") as f:
-    raw = f.read()
+  raw = paths.read_bytes(path)  # local or gs://
   try:
     return raw.decode("utf-8").splitlines(keepends=True)
   except UnicodeDecodeError as e:
@@ -205,8 +204,8 @@ def check_same_config(workdir: str, config_dict: dict, ignore: Iterable[str] = (
     ConfigError: the configs differ (the message names each differing field, both values, and
       what to do), or config.json is damaged.
   """
-  path = os.path.join(workdir, "config.json")
-  if has_scheme(workdir) or not os.path.exists(path):
+  path = paths.join(workdir, "config.json")
+  if not paths.exists(path):
     return False
   old = read_json(path)
   new = json.loads(json.dumps(config_dict))

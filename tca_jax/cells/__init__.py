@@ -22,6 +22,7 @@ from tca_jax.cells.esn import ESN, OrthogonalRNN
 from tca_jax.cells.leaky import LeakySRN
 from tca_jax.cells.lru import LRU
 from tca_jax.cells.sab import SABLSTM, SABState
+from tca_jax.cells.flax_cell import FlaxCell
 from tca_jax.registry import Registry
 
 REGISTRY = Registry("cell", "model.cell")
@@ -34,10 +35,11 @@ REGISTRY.register("leaky_srn")(LeakySRN)
 REGISTRY.register("esn")(ESN)
 REGISTRY.register("orthogonal")(OrthogonalRNN)
 REGISTRY.register("lru")(LRU)
+REGISTRY.register("flax")(FlaxCell)  # a flax.linen / flax.nnx cell (Flax imported on use)
 
 get = REGISTRY.get
 names = REGISTRY.names
 register = REGISTRY.register
 
 __all__ = ["Cell", "SRN", "LSTM", "LSTMState", "GRU", "SABLSTM", "SABState", "AttnLSTM", "LeakySRN",
-           "ESN", "OrthogonalRNN", "LRU", "get", "names", "register"]
+           "ESN", "OrthogonalRNN", "LRU", "FlaxCell", "get", "names", "register"]

@@ -38,6 +38,7 @@ from typing import Sequence
 
 from absl import logging
 
+from tca_jax import paths
 from tca_jax import workdir as workdir_lib
 
 # The checkout (or site-packages) holding tca_jax and experiments: children find both through it.
@@ -99,16 +100,15 @@ def run_name(point: dict[str, str]) -> str:
 
 def is_finished(workdir: str) -> bool:
   """True when `workdir/metrics.jsonl` holds a `test` record (the trainer's last write)."""
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
+  path = paths.join(workdir, "metrics.jsonl")
+  if not paths.exists(path):
     return False
-  with open(path, encoding="utf-8", errors="replace") as f:
-    for line in f:
-      try:
-        if json.loads(line).get("split") == "test":
-          return True
-      except json.JSONDecodeError:  # a line cut short by a kill
-        continue
+  for line in paths.read_text(path).splitlines():
+    try:
+      if json.loads(line).get("split") == "test":
+        return True
+    except json.JSONDecodeError:  # a line cut short by a kill
+      continue
   return False
 
 
@@ -143,7 +143,7 @@ def plan(points: Sequence[dict[str, str]], config: str, base_dir: str,
     raise ValueError(f"grid points share a run name: {names}")
   runs = []
   for point, name in zip(points, names):
-    workdir = os.path.abspath(os.path.join(base_dir, name))
+    workdir = paths.resolve(paths.join(base_dir, name))  # gs://... stays a URL
     overrides = dict(fixed or {}, **point)
     runs.append(Run(name, workdir, tuple(train_command(_absolute_config(config), workdir,
                                                        overrides, python)),

@@ -5,7 +5,7 @@ Stages, in order (any subset):
 * `create`: `gcloud compute tpus tpu-vm create` (on-demand or `--spot`), or with `queued=True`
   `gcloud compute tpus queued-resources create` followed by polling its state until ACTIVE;
 * `setup`: on every worker (`ssh --worker=all`), clone or update the repository and
-  `pip install -e . "jax[tpu]"`;
+  `pip install -e ".[gcs]" "jax[tpu]"` (gcsfs and the GCS client for gs:// workdirs);
 * `run`: on every worker, the same `python -m experiments.train ...` command with
   `TCA_JAX_DISTRIBUTED=1`, so each host calls `jax.distributed.initialize()`, which detects the
   TPU pod itself (`tca_jax.distributed.maybe_initialize`); each host feeds its own batch shard;
@@ -33,11 +33,12 @@ class TPUSpec:
     name: the TPU VM (node) name; the queued resource is `NAME-qr`.
     zone: e.g. "us-central2-b".
     accelerator_type: e.g. "v4-8" (one host) or "v4-32" (four hosts: a pod slice).
-    runtime_version: the TPU VM image, e.g. "tpu-ubuntu2204-base".
+    runtime_version: the TPU VM image; None = the one Google lists for the accelerator's
+      generation (`runtime_for`).
     project: the GCP project; None = gcloud's default.
     queued: create through queued resources (waits for capacity) instead of directly.
     spot: spot (preemptible) capacity; the trainer checkpoints on SIGTERM.
-    repo: git URL cloned on every worker by `setup`.
+    repo: git URL cloned on every worker by `setup` (required: your fork or the project's).
     branch: the branch (or tag) checked out.
     remote_dir: the checkout's directory on the workers.
     python: the interpreter on the workers.
@@ -46,11 +47,11 @@ class TPUSpec:
   name: str
   zone: str
   accelerator_type: str = "v4-8"
-  runtime_version: str = "tpu-ubuntu2204-base"
+  runtime_version: str | None = None
   project: str | None = None
   queued: bool = False
   spot: bool = False
-  repo: str = "https://github.com/OWNER/tca-jax.git"
+  repo: str = ""
   branch: str = "main"
   remote_dir: str = "tca-jax"
   python: str = "python3"
@@ -58,6 +59,33 @@ class TPUSpec:
   @property
   def queued_name(self) -> str:
     return f"{self.name}-qr"
+
+  @property
+  def runtime(self) -> str:
+    return self.runtime_version or runtime_for(self.accelerator_type)
+
+
+# Google's TPU VM software versions per generation (cloud.google.com/tpu/docs/runtimes): the
+# v5e/v5p/v6e images carry the libtpu those chips need; v4 and older use the plain Ubuntu base.
+RUNTIMES = (("v6e", "v2-alpha-tpuv6e"), ("v5litepod", "v2-alpha-tpuv5-lite"),
+            ("v5e", "v2-alpha-tpuv5-lite"), ("v5p", "v2-alpha-tpuv5"),
+            ("v4", "tpu-ubuntu2204-base"), ("v3", "tpu-ubuntu2204-base"),
+            ("v2", "tpu-ubuntu2204-base"))
+
+
+def runtime_for(accelerator_type: str) -> str:
+  """The runtime image for an accelerator type such as "v5litepod-16" or "v6e-8".
+
+  Raises:
+    ValueError: an accelerator type of no known generation.
+  """
+  generation = accelerator_type.split("-", 1)[0].lower()
+  for prefix, image in RUNTIMES:
+    if generation == prefix:
+      return image
+  raise ValueError(f"--accelerator_type={accelerator_type}: unknown TPU generation; allowed: "
+                   f"{', '.join(p for p, _ in RUNTIMES)} (e.g. v5litepod-16), or pass "
+                   "--runtime_version")
 
 
 def _common(spec: TPUSpec) -> list[str]:
@@ -69,12 +97,12 @@ def create_commands(spec: TPUSpec) -> list[list[str]]:
   if spec.queued:
     create = ["gcloud", "compute", "tpus", "queued-resources", "create", spec.queued_name,
               f"--node-id={spec.name}", f"--accelerator-type={spec.accelerator_type}",
-              f"--runtime-version={spec.runtime_version}"] + _common(spec)
+              f"--runtime-version={spec.runtime}"] + _common(spec)
     if spec.spot:
       create.append("--spot")
     return [create, wait_command(spec)]
   create = ["gcloud", "compute", "tpus", "tpu-vm", "create", spec.name,
-            f"--accelerator-type={spec.accelerator_type}", f"--version={spec.runtime_version}"]
+            f"--accelerator-type={spec.accelerator_type}", f"--version={spec.runtime}"]
   create += _common(spec)
   if spec.spot:
     create.append("--spot")
@@ -98,7 +126,7 @@ def setup_command(spec: TPUSpec) -> list[str]:
   remote = (f"(test -d {d} || git clone --branch {shlex.quote(spec.branch)} "
             f"{shlex.quote(spec.repo)} {d}) && cd {d} && git fetch -q && "
             f"git checkout -q {shlex.quote(spec.branch)} && git pull -q && "
-            f"{py} -m pip install -q -e . \"jax[tpu]\"")
+            f"{py} -m pip install -q -e \".[gcs]\" \"jax[tpu]\"")
   return ssh_command(spec, remote)
 
 
@@ -131,8 +159,11 @@ def commands(spec: TPUSpec, stages: Sequence[str], config: str, workdir: str,
   """`[(stage, argv), ...]` for the stages asked, in the order of `STAGES`.
 
   Raises:
-    ValueError: an unknown stage.
+    ValueError: an unknown stage or accelerator generation, or `setup` without a repository.
   """
+  if not spec.repo and "setup" in stages:
+    raise ValueError("--repo is required: the git URL every worker clones (e.g. your fork)")
+  spec.runtime  # pylint: disable=pointless-statement  # an unknown generation fails here
   unknown = [s for s in stages if s not in STAGES]
   if unknown:
     raise ValueError(f"--stages={','.join(stages)}: unknown {unknown}; allowed: "

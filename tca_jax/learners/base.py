@@ -66,6 +66,9 @@ class Learner:
   # The `model.cell` names this learner supports; None = every cell (finer conditions, such as
   # a state without batch coupling, go in `validate_model`). Checked by `config.build`.
   supported_cells: ClassVar[Optional[tuple]] = None
+  # Whether the rule uses a cell only through its `step` (so any cell, a Flax one included,
+  # works); False where it needs the cell's internals (a closed-form Jacobian, the gates, ...).
+  generic_cells: ClassVar[bool] = False
 
   @property
   def name(self) -> str:

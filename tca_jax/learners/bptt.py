@@ -35,6 +35,7 @@ class BPTT(Learner):
   """
 
   NAME: ClassVar[str] = "bptt"
+  generic_cells: ClassVar[bool] = True
   remat: bool = False
   unroll: Optional[int] = None
 

@@ -52,6 +52,7 @@ class RTRL(Learner):
   """
 
   NAME: ClassVar[str] = "rtrl"
+  generic_cells: ClassVar[bool] = True
   immediate: str = "reverse"
 
   def __post_init__(self):

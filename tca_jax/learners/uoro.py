@@ -59,6 +59,7 @@ class UORO(Learner):
   """
 
   NAME: ClassVar[str] = "uoro"
+  generic_cells: ClassVar[bool] = True
   exact: ClassVar[bool] = False
   eps: float = 1e-7
 

@@ -26,10 +26,15 @@ import socket
 
 from absl import logging
 
+from tca_jax import paths
 from tca_jax.registry import ConfigError
 
 # Datasets with a builder in `tca_jax.tasks.data.builders` (not in the TFDS catalog).
 OWN_BUILDERS = ("ptb_char", "text8")
+# Image datasets the tasks can also read from their standard files (`image_files`), numpy only.
+IMAGE_FILES = {"mnist": "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                        "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz",
+               "cifar10": "cifar-10-python.tar.gz"}
 # Where each dataset downloads from: checked with a short timeout before downloading, because
 # TFDS's downloader retries for minutes when there is no network.
 DOWNLOAD_HOSTS = {
@@ -70,8 +75,10 @@ def prepare_hint(dataset: str, data_dir: str) -> str:
     files = builders.MANUAL_FILES[dataset]
     return (f"prepare it with `{cmd}` (downloads) or put {files} in a directory D and set "
             f"task.manual_dir=D (builds offline)")
+  offline = (f"; or, with no TFDS or TensorFlow at all, put {IMAGE_FILES[dataset]} in a "
+             "directory D and set task.manual_dir=D" if dataset in IMAGE_FILES else "")
   return (f"prepare it with `{cmd}` (downloads; building {dataset} needs tensorflow-cpu) or set "
-          "task.download=True")
+          f"task.download=True{offline}")
 
 
 def make_builder(dataset: str, data_dir: str, file_format: str | None = None):
@@ -210,7 +217,7 @@ def open_sources(dataset: str, splits, *, data_dir=None, manual_dir=None, downlo
     _check_source(dataset, builder, manual_dir)
     return builder, sources
   info_file = os.path.join(str(builder.data_dir), "dataset_info.json")
-  if os.path.exists(info_file):
+  if paths.exists(info_file):
     problem = (f"task.data_dir={data_dir!r}: dataset {dataset!r} at {builder.data_dir} cannot be "
                f"read with tfds.data_source ({type(first_error).__name__}: "
                f"{_first_line(first_error)})")

@@ -13,12 +13,15 @@ Importing this module imports `tensorflow_datasets` and registers the two builde
 
 from __future__ import annotations
 
+import io
 import os
 import tarfile
 import zipfile
 
 import numpy as np
 import tensorflow_datasets as tfds
+
+from tca_jax import paths
 
 CHUNK = 1 << 20
 EOL = "\n"  # ptb_char's end-of-sentence symbol
@@ -119,8 +122,7 @@ class _CharBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 
 def _read(path) -> str:
-  with open(path, "rb") as f:
-    raw = f.read()
+  raw = paths.read_bytes(path)  # local or gs://
   try:
     return raw.decode("utf-8")
   except UnicodeDecodeError as e:  # name the file and the line, not a byte offset in a traceback
@@ -150,15 +152,15 @@ class PtbChar(_CharBuilder):
     manual = self._manual_dir(dl_manager)
     if manual is not None:
       manual = str(manual)
-      if all(os.path.exists(os.path.join(manual, f)) for f in self.FILES.values()):
-        return {s: ptb_symbols(_read(os.path.join(manual, f))) for s, f in self.FILES.items()}
-      tgz = os.path.join(manual, "simple-examples.tgz")
-      if not os.path.exists(tgz):
+      if all(paths.exists(paths.join(manual, f)) for f in self.FILES.values()):
+        return {s: ptb_symbols(_read(paths.join(manual, f))) for s, f in self.FILES.items()}
+      tgz = paths.join(manual, "simple-examples.tgz")
+      if not paths.exists(tgz):
         raise FileNotFoundError(f"{manual} holds neither {', '.join(self.FILES.values())} nor "
                                 "simple-examples.tgz")
     else:
       tgz = str(dl_manager.download(self.URL))
-    with tarfile.open(tgz) as tar:
+    with tarfile.open(fileobj=io.BytesIO(paths.read_bytes(tgz))) as tar:
       # The archive's members are ./simple-examples/data/ptb.char.*.txt; match on the file name.
       members = {os.path.basename(m.name): m for m in tar.getmembers() if m.isfile()}
       missing = [f for f in self.FILES.values() if f not in members]
@@ -184,10 +186,10 @@ class Text8(_CharBuilder):
     manual = self._manual_dir(dl_manager)
     if manual is not None:
       manual = str(manual)
-      if os.path.exists(os.path.join(manual, "text8")):
-        text = _read(os.path.join(manual, "text8"))
-      elif os.path.exists(os.path.join(manual, "text8.zip")):
-        text = _unzip(os.path.join(manual, "text8.zip"))
+      if paths.exists(paths.join(manual, "text8")):
+        text = _read(paths.join(manual, "text8"))
+      elif paths.exists(paths.join(manual, "text8.zip")):
+        text = _unzip(paths.join(manual, "text8.zip"))
       else:
         raise FileNotFoundError(f"{manual} holds neither text8 nor text8.zip")
     else:
@@ -198,7 +200,7 @@ class Text8(_CharBuilder):
 
 
 def _unzip(path) -> str:
-  with zipfile.ZipFile(path) as z:
+  with zipfile.ZipFile(io.BytesIO(paths.read_bytes(path))) as z:
     return z.read("text8").decode("utf-8")
 
 

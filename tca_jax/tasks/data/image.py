@@ -17,12 +17,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 from typing import ClassVar, Optional
 
 import jax.numpy as jnp
 import numpy as np
 
+from tca_jax import paths
 from tca_jax.registry import ConfigError
 from tca_jax.tasks import data
 from tca_jax.tasks.base import Task
@@ -37,8 +37,16 @@ def _permutation(seed: int, n: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def _sources(dataset, validation_size, data_dir, download):
-  """Opens the three splits' sources (this process's shard of each) once per process."""
+def _sources(dataset, validation_size, data_dir, download, manual_dir=None):
+  """Opens the three splits' sources (this process's shard of each) once per process.
+
+  With `manual_dir`, from the standard files there with numpy only (`image_files`); else TFDS.
+  """
+  if manual_dir is not None:
+    import jax  # pylint: disable=g-import-not-at-top
+    from tca_jax.tasks.data import image_files  # pylint: disable=g-import-not-at-top
+    return image_files.sources(dataset, paths.resolve(manual_dir), validation_size,
+                               jax.process_index(), jax.process_count())
   tfds = data.import_tfds(dataset)
   names = {"train": f"train[:-{validation_size}]" if validation_size else "train",
            "validation": f"train[-{validation_size}:]" if validation_size else "test",
@@ -56,6 +64,8 @@ class _ImageTask(Task):
     length: must be the number of pixels (784 or 1024): one pixel per step.
     data_dir: where TFDS keeps prepared datasets (None: $TFDS_DATA_DIR or ~/tensorflow_datasets).
     download: build the dataset (downloading it; needs TensorFlow) if it is not prepared.
+    manual_dir: read the standard distribution files in this directory with numpy instead of
+      TFDS (MNIST's four idx .gz files, CIFAR-10's cifar-10-python.tar.gz; `image_files`).
     validation_size: images held out of the end of the train split for validation (0: validate
       on the test split).
   """
@@ -69,6 +79,7 @@ class _ImageTask(Task):
   data_dir: Optional[str] = None
   download: bool = False
   validation_size: int = 5000
+  manual_dir: Optional[str] = None
 
   def __post_init__(self):
     pixels = self.SIDE * self.SIDE
@@ -84,7 +95,8 @@ class _ImageTask(Task):
     return self.CHANNELS
 
   def sources(self):
-    return _sources(self.DATASET, self.validation_size, self.data_dir, self.download)
+    return _sources(self.DATASET, self.validation_size, self.data_dir, self.download,
+                    self.manual_dir)
 
   def pixel_order(self) -> np.ndarray:
     """Position in the raster of the pixel read at each step `[T]`."""
@@ -173,9 +185,8 @@ class PMnist(_ImageTask):
     return _permutation(self.permutation_seed, self.length)
 
   def write_artifacts(self, workdir):
-    with open(os.path.join(workdir, "permutation.json"), "w", encoding="utf-8") as f:
-      json.dump({"permutation_seed": self.permutation_seed,
-                 "permutation": self.pixel_order().tolist()}, f)
+    paths.write_text_atomic(paths.join(workdir, "permutation.json"), json.dumps(
+        {"permutation_seed": self.permutation_seed, "permutation": self.pixel_order().tolist()}))
 
 
 @dataclasses.dataclass(frozen=True)
