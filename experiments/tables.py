@@ -143,7 +143,7 @@ _CE10 = Metric("CE10", "ce_last10", 1.0, ".3g")
 _CE = Metric("CE", "ce", 1.0, ".3g")
 _COPY = (_ACC, _CE10, _CE)
 # The adding task's loss is the MSE at the last step; the SAB paper calls its adding number "CE".
-_ADD_CE = Metric("CE", "loss", 1.0, ".3g")
+_ADD_CE = Metric("CE", "mse", 1.0, ".3g")  # the paper's "CE" on adding is the last-step MSE
 _BPC = Metric("BPC", "bpc", 1.0, ".3f")
 
 

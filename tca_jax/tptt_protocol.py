@@ -48,6 +48,7 @@ import numpy as np
 from tca_jax import config as config_lib
 from tca_jax import diagnostics, metrics_io, train
 from tca_jax.cells import initializers
+from tca_jax.learners.tptt import TPTT
 from tca_jax.registry import ConfigError
 
 
@@ -175,6 +176,10 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
   state = jax.tree.map(jnp.array, state)
   train_step = train.make_train_step(setup, optimizer)
   lengths = task.length_choices()
+  if len(lengths) > 1 and isinstance(learner, TPTT) and learner.log_local_losses:
+    # Per-step metrics have one key per step: the lengths' branches would disagree.
+    raise ConfigError("learner.log_local_losses=True needs one sequence length; the task "
+                      f"{task.name!r} jitters it (set task.jitter=False)")
   if len(lengths) == 1:
     val_step = train.make_eval_step(dataclasses.replace(setup, eval_task=task),
                                     protocol.val_batch_size)

@@ -185,6 +185,7 @@ def test_gathered_summary_equals_sparsifier_op_path(x64, credit):
 @pytest.mark.parametrize("core_options", [
     dict(k_top=24, k_att=1, max_memories=24),  # every memory selected (softmax regime)
     dict(k_top=2, k_att=1, max_memories=24),  # sparse selection
+    dict(k_top=2, k_att=1, max_memories=24, sab_credit="exact"),  # Algorithm 1's derivative
 ])
 def test_untruncated_sab_equals_bptt(x64, core_options):
   task, model, params, batch = _setup(**core_options)
@@ -193,10 +194,12 @@ def test_untruncated_sab_equals_bptt(x64, core_options):
   _close(update, _bptt_gradient(model, task, params, batch))
 
 
-@pytest.mark.parametrize("mental,unroll,store_gates", [
-    (True, 1, True), (False, 1, True), (True, 3, True), (True, 1, False)])
-def test_replay_backward_equals_autodiff_of_truncated_graph(x64, mental, unroll, store_gates):
-  task, model, params, batch = _setup(k_top=2, k_att=2, max_memories=12)
+@pytest.mark.parametrize("mental,unroll,store_gates,credit", [
+    (True, 1, True, "paper"), (False, 1, True, "paper"), (True, 3, True, "paper"),
+    (True, 1, False, "paper"), (True, 1, True, "exact")])
+def test_replay_backward_equals_autodiff_of_truncated_graph(x64, mental, unroll, store_gates,
+                                                            credit):
+  task, model, params, batch = _setup(k_top=2, k_att=2, max_memories=12, sab_credit=credit)
   a = _sab_update(SAB(k_trunc=3, mental_updates=mental, unroll=unroll, store_gates=store_gates),
                   model, task, params, batch)
   b = _sab_update(SAB(k_trunc=3, mental_updates=mental, backward="autodiff"), model, task,

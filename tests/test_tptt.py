@@ -463,6 +463,9 @@ def test_release_protocol_jitter_patience_and_orthogonal_init():
   step = curriculum._jittered_eval_step(setup, 16, (20, 21))
   m = step(params, key)
   assert 0.0 <= float(m["accuracy"]) <= 1.0 and float(m["mse"]) > 0
+  c.learner.log_local_losses = True
+  with pytest.raises(ConfigError, match="learner.log_local_losses"):
+    curriculum.train_until_solved(c, protocol, 20)
   with pytest.raises(ConfigError, match="protocol.patience"):
     curriculum.Protocol(patience=-1)
   with pytest.raises(ConfigError, match="protocol.init"):
