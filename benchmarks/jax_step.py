@@ -37,7 +37,7 @@ def make_config(learner: str, cell: str, length: int, hidden: int, batch: int,
 def build_step(config, seed: int = 0):
   """`(train_step, state, batch, key)`: the jitted trainer step and its first arguments."""
   setup = config_lib.build(config)
-  task, model, learner = setup.task, setup.model, setup.learner
+  task, learner = setup.task, setup.learner
   k_init, k_batch, k_step = jax.random.split(jax.random.PRNGKey(seed), 3)
   optimizer = train_lib.make_optimizer(config.train, learner)
   state = train_lib.create_train_state(setup, optimizer, k_init, config.train.batch_size)

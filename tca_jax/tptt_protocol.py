@@ -165,7 +165,7 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
   """
   cfg = with_length(config, length, eval_length)
   setup = config_lib.build(cfg)
-  task, model, learner = setup.task, setup.model, setup.learner
+  task, learner = setup.task, setup.learner
   t = cfg.train
   root = jax.random.PRNGKey(config.seed if seed is None else seed)
   init_key, train_key, val_key, test_key = jax.random.split(root, 4)

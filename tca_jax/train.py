@@ -26,9 +26,9 @@ import optax
 from tca_jax import actions, checkpoint, distributed, diagnostics, metrics_io, paths, plotting
 from tca_jax import windows
 from tca_jax import config as config_lib
-from tca_jax.optim import make_optimizer, schedule  # pylint: disable=unused-import  (API)
 from tca_jax import workdir as workdir_lib
-from tca_jax.registry import ConfigError
+# Re-exported: the TPTT protocol and the benchmarks build their optimizer through train.
+from tca_jax.optim import make_optimizer  # pylint: disable=unused-import
 
 
 class TrainState(NamedTuple):

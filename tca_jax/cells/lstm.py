@@ -66,11 +66,8 @@ class LSTM(Cell):
   def hidden(self, state: LSTMState):
     return state.h
 
-  def recurrent_matrix(self, params):
-    """`[H, H]`: the cell-candidate (g) block of `W_h`, square for the spectral radius (the full
-    `W_h` is `[H, 4H]`); the same block as `SABLSTM.recurrent_matrix`."""
-    h = self.hidden_size
-    return params["W_h"][:, 2 * h:3 * h]
+  # recurrent_matrix: the Cell default, None. `W_h` is `[H, 4H]`, four gate blocks and no one
+  # square matrix, so no spectral radius is logged (declared here, not probed).
 
   def step(self, params, state: LSTMState, x):
     """One transition. Args: state `LSTMState([batch, H], [batch, H])`, x `[batch, in]`."""
