@@ -280,11 +280,11 @@ def build(config: ml_collections.ConfigDict) -> Setup:
     if not isinstance(obj, base):
       raise ConfigError(f"{field}: {type(obj).__name__} does not subclass "
                         f"{base.__module__}.{base.__name__}, the interface the trainer uses")
-  learner.validate_cell(config.model.cell)
   if isinstance(core, cells.FlaxCell) and not learner.generic_cells:
     generic = [n for n in learners.names() if learners.REGISTRY.factory(n).generic_cells]
     raise ConfigError(f"model.cell='flax' is not supported by learner {learner.name!r}, which "
                       f"needs the cell's internals; allowed learners: {', '.join(generic)}")
+  learner.validate_cell(config.model.cell)
   frozen = _frozen_paths(config, model, task)
   if frozen:
     learner = learners.Frozen(learner, frozen)

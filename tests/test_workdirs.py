@@ -6,6 +6,7 @@ protocols (the one epath's fsspec backend asks for), so nothing leaves the machi
 
 import json
 import os
+import shutil
 
 import fsspec
 from fsspec.implementations.memory import MemoryFileSystem
@@ -113,11 +114,12 @@ def test_tensorboard_events_hold_the_metrics_records(tmp_path):
 
 
 def test_resumed_run_leaves_no_duplicate_points(tmp_path):
-  """Stopped after 4 of 6 steps (checkpoint at 4), then resumed: each step once in the events."""
-  first = tiny_config(train__steps=4, train__checkpoint_every=2, train__log_every=1)
-  train.train_and_evaluate(first, str(tmp_path))
-  resumed = tiny_config(train__steps=6, train__checkpoint_every=2, train__log_every=1)
-  train.train_and_evaluate(resumed, str(tmp_path))
+  """Resumed from the checkpoint at step 4 of 6 (the one at 6 lost, as if the run had been killed
+  before writing it): each step once in the events."""
+  config = tiny_config(train__steps=6, train__checkpoint_every=2, train__log_every=1)
+  train.train_and_evaluate(config, str(tmp_path))
+  shutil.rmtree(tmp_path / "checkpoints" / "6")
+  train.train_and_evaluate(config, str(tmp_path))
   records = metrics_io.read_metrics(str(tmp_path))
   acc = _events(tmp_path)
   train_steps = [e.step for e in acc.Scalars("train/loss")]
