@@ -391,7 +391,8 @@ def compare(rows=ROWS, quick=False, rounds=5, steps=5, sab_port=None, echo=print
       r["met"] = r["measure"] <= value if op == "<=" else r["measure"] >= value
     results.append(r)
   info = common.machine_info()
-  out = {"machine": info, "quick": quick, "rounds": rounds, "steps": steps,
+  out = {"machine": info, "xla_flags": os.environ.get("XLA_FLAGS", ""), "quick": quick,
+         "rounds": rounds, "steps": steps,
          "load_avg_before": load_before, "load_avg_after": load_after,
          "peak_gflops": peak, "times": times, "rows": results}
   echo(format_table(out))
@@ -402,7 +403,8 @@ def format_table(out: dict) -> str:
   lines = [f"{out['machine'].get('cpu_model', '?')}, {out['machine']['cpu_count']} cores, "
            f"jax {out['machine']['jax']}; matmul peak {out['peak_gflops']:.0f} GFLOP/s; "
            f"{out['rounds']} interleaved rounds x {out['steps']} calls; load average "
-           f"{out['load_avg_before']:.1f} -> {out['load_avg_after']:.1f}",
+           f"{out['load_avg_before']:.1f} -> {out['load_avg_after']:.1f}; "
+           f"XLA_FLAGS={out.get('xla_flags') or '(unset)'}",
            "| workload | tca-jax | reference | ratio | measure | target | met |",
            "| --- | --- | --- | --- | --- | --- | --- |"]
   for r in out["rows"]:
