@@ -37,7 +37,7 @@ import copy
 import dataclasses
 import functools
 import time
-from typing import Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from absl import logging
 import jax
@@ -145,23 +145,35 @@ def _radii(setup, params, lparams):
   return out
 
 
-def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, length: int, *,
-                       eval_length: Optional[int] = None, writer=None, seed: Optional[int] = None):
-  """Trains at `task.length = length` until solved, failed or `max_iters`.
+class Runner(NamedTuple):
+  """One protocol run at one T, compiled: what `train_until_solved` loops over.
 
-  Args:
-    config: an experiment config (`experiments/configs/tptt.py`); `task.length` is replaced.
-    protocol: the protocol constants.
-    length: T.
-    eval_length: if set, also test the final parameters on `val_samples` sequences of this
-      length (the generalisation experiment).
-    writer: optional `metrics_io.MetricsWriter`; records carry `"length": T`.
-    seed: overrides `config.seed`.
+  Attributes:
+    setup: the built config (`config.Setup`).
+    state: the `train.TrainState` after initialisation.
+    period: `period(state, start) -> (state, metrics, val)`, jitted: the `validate_every`
+      iterations `start, ..., start + validate_every - 1` (a `lax.scan` over iterations, batches
+      sampled inside) and then the validation on `val_samples` fresh samples drawn from
+      `fold_in(val_key, start + validate_every)`, in one call. `metrics` are the iterations'
+      means; `val` the validation means over the `val_samples // val_batch_size` batches, summed
+      in batch order and divided as `train.evaluate` does, so the numbers are those of the
+      host-side loop it replaces.
+    test: `test(params) -> metrics` on `val_samples` sequences of `eval_length`, or None.
+  """
 
-  Returns:
-    A dict: `length`, `solved`, `iterations` (to solve, else None), `reason` ("solved",
-    "max_iters", "radius", "non-finite" or "patience"), `val_error`, `wall_s`, `history` (one dict per
-    validation) and, with `eval_length`, `test_accuracy`.
+  setup: Any
+  state: Any
+  period: Callable
+  test: Optional[Callable]
+
+
+def build_runner(config: ml_collections.ConfigDict, protocol: Protocol, length: int, *,
+                 eval_length: Optional[int] = None, seed: Optional[int] = None) -> Runner:
+  """Builds (does not run) one protocol run at `task.length = length`; see `Runner`.
+
+  One jitted call per validation period: on a CPU a TPTT iteration (SRN(100), batch 20) is a
+  few hundred microseconds of arithmetic, so host round-trips per iteration or per validation
+  batch would cost as much as the work (docs/PERFORMANCE.md, "TPTT protocol").
   """
   cfg = with_length(config, length, eval_length)
   setup = config_lib.build(cfg)
@@ -198,23 +210,63 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
     branches = [functools.partial(at, n) for n in lengths]
     return jax.lax.switch(_length_index(k_batch, len(lengths)), branches, state)
 
+  def validate(params, key):
+    results = jax.lax.map(lambda i: val_step(params, jax.random.fold_in(key, i)),
+                          jnp.arange(n_val))
+    # `train.evaluate`'s arithmetic: batch 0 + batch 1 + ... in order, then / n.
+    out = {}
+    for k, v in results.items():
+      total = v[0]
+      for i in range(1, n_val):
+        total = total + v[i]
+      out[k] = total / n_val
+    return out
+
   @jax.jit
-  def chunk(state, start):
+  def period(state, start):
     keys = jax.vmap(lambda i: jax.random.fold_in(train_key, i))(
         start + jnp.arange(protocol.validate_every))
     state, metrics = jax.lax.scan(one, state, keys)
-    return state, jax.tree.map(jnp.mean, metrics)
+    val = validate(state.params, jax.random.fold_in(val_key, start + protocol.validate_every))
+    return state, jax.tree.map(jnp.mean, metrics), val
 
+  test = None
+  if eval_length is not None:
+    test_step = train.make_eval_step(setup, protocol.val_batch_size)  # setup.eval_task: T'
+    test = lambda params: train.evaluate(test_step, params, test_key, n_val)
+  return Runner(setup, state, period, test)
+
+
+def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, length: int, *,
+                       eval_length: Optional[int] = None, writer=None, seed: Optional[int] = None):
+  """Trains at `task.length = length` until solved, failed or `max_iters`.
+
+  Args:
+    config: an experiment config (`experiments/configs/tptt.py`); `task.length` is replaced.
+    protocol: the protocol constants.
+    length: T.
+    eval_length: if set, also test the final parameters on `val_samples` sequences of this
+      length (the generalisation experiment).
+    writer: optional `metrics_io.MetricsWriter`; records carry `"length": T`.
+    seed: overrides `config.seed`.
+
+  Returns:
+    A dict: `length`, `solved`, `iterations` (to solve, else None), `reason` ("solved",
+    "max_iters", "radius", "non-finite" or "patience"), `val_error`, `wall_s`, `history` (one dict per
+    validation) and, with `eval_length`, `test_accuracy`.
+  """
+  runner = build_runner(config, protocol, length, eval_length=eval_length, seed=seed)
+  setup, state, learner = runner.setup, runner.state, runner.setup.learner
   history, result = [], None
   best, since_best = np.inf, 0
   start_time = time.time()
   for it in range(protocol.validate_every, protocol.max_iters + 1, protocol.validate_every):
-    state, metrics = chunk(state, it - protocol.validate_every)
+    state, metrics, val = runner.period(state, it - protocol.validate_every)
     record = {"length": length, **metrics_io.to_python(metrics)}
     if int(state.bad_step) >= 0:
       result = ("non-finite", it)
     else:
-      val = train.evaluate(val_step, state.params, jax.random.fold_in(val_key, it), n_val)
+      val = metrics_io.to_python(val)
       record.update({f"val_{k}": v for k, v in val.items()})
       # Count the mistakes: 1 in 10,000 is an error rate of 1e-4, not "below 1e-4" after a
       # float32 mean rounds it down.
@@ -253,8 +305,7 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
       "history": history,
   }
   if eval_length is not None:
-    test_step = train.make_eval_step(setup, protocol.val_batch_size)  # setup.eval_task: T'
-    test = train.evaluate(test_step, state.params, test_key, n_val)
+    test = runner.test(state.params)
     out["test_length"] = eval_length
     out["test_accuracy"] = test["accuracy"]
     if writer is not None:

@@ -152,3 +152,48 @@ def test_trace_of_a_real_step_sees_the_recurrent_ops(tmp_path):
   # Ops inside the scans run once per step of the 22-step sequence (forward and backward scans).
   assert any(c % 22 == 0 for c in counts)
   assert result["events_per_time_step"] >= 2
+
+
+def test_numpy_rtrl_reference_influence_is_the_jacobian(x64):
+  """The batch-1 NumPy RTRL reference of `benchmarks.compare` carries d a_t / d W exactly."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from benchmarks import compare  # pylint: disable=g-import-not-at-top
+  net = compare.NumpyRTRL(4, 3, 3, lr=0.0, dtype=np.float64)
+  w = jnp.asarray(net.W)
+  xs = jnp.asarray(net.x[:5])
+
+  def state(w):
+    a = jnp.zeros(4)
+    for x in xs:
+      a = jnp.tanh(w @ jnp.concatenate([a, x, jnp.ones(1)]))
+    return a
+
+  for _ in range(5):
+    net.step()
+  np.testing.assert_allclose(net.a, state(w), rtol=1e-12)
+  np.testing.assert_allclose(net.dadw, jax.jacobian(state)(w), rtol=1e-10, atol=1e-13)
+
+
+def test_compare_prints_the_table_on_tiny_shapes():
+  """`python -m benchmarks.compare --quick` on a few rows, 1 round: every row has its times, its
+  ratio against the reference timed in the same process, and the target check."""
+  from benchmarks import compare  # pylint: disable=g-import-not-at-top
+  lines = []
+  rows = ("bptt_lstm", "sab_port", "rtrl64", "rtrl64_b1", "tptt_protocol")
+  out = compare.compare(rows, quick=True, rounds=1, steps=1, echo=lines.append)
+  by = {r["row"]: r for r in out["rows"]}
+  assert list(by) == list(rows)
+  assert "no --sab_port" in by["sab_port"]["skipped"]
+  if not torch_ref.available():
+    assert "torch is not installed" in by["bptt_lstm"]["skipped"]
+  for r in out["rows"]:
+    if r["skipped"]:
+      continue
+    assert r["tca_ms"] > 0 and r["ref_ms"] > 0 and isinstance(r["met"], bool)
+    assert r["ratio"] == pytest.approx(r["tca_ms"] / r["ref_ms"])
+  assert by["rtrl64_b1"]["measure"] == by["rtrl64_b1"]["ratio"]
+  assert by["rtrl64"]["xla_bmm_ms"] > 0
+  assert len(out["times"]["jax_rtrl64"]["rounds"]) == 1
+  table = lines[-1].splitlines()
+  assert table[1].startswith("| workload | tca-jax | reference | ratio")
+  assert len(table) == 3 + len(rows)

@@ -105,3 +105,27 @@ def test_rtrl_shapes_and_registry():
   assert jnp.any(new.influence != 0)
   with pytest.raises(ConfigError, match="learner.immediate"):
     learners.get("rtrl", immediate="sideways")
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_structured_srn_step_equals_generic(x64, activation):
+  """The closed-form SRN influence step (one batched GEMM + the diagonal immediate term) equals
+  the generic forward-mode step, and the learner's gradients with either path equal BPTT's."""
+  from tca_jax.learners import forward_mode, rtrl  # pylint: disable=g-import-not-at-top
+  model, task, params, batch = setup("srn")
+  model = Model(cells.get("srn", hidden_size=model.core.hidden_size, activation=activation),
+                model.output_size)
+  params = model.init(jax.random.PRNGKey(1), batch.inputs.shape[-1])
+  b = batch.inputs.shape[1]
+  state = jax.random.normal(jax.random.PRNGKey(2), (b, model.core.hidden_size))
+  flat = forward_mode.FlatCore(model.core, params["core"], state)
+  m = jax.random.normal(jax.random.PRNGKey(3), (b, flat.state_size, flat.num_params))
+  x = batch.inputs[0]
+  generic = (forward_mode.state_jvp(flat, flat.theta, state, x, m)
+             + forward_mode.param_jacobian(flat, flat.theta, state, x))
+  structured = rtrl.propagate_srn(flat, flat.theta, state, x, m, None)
+  np.testing.assert_allclose(structured, generic, rtol=1e-12, atol=1e-13)
+  reference = _bptt(model, task, params, batch)
+  for learner in (RTRL(), RTRL(structured=False)):
+    update, _ = _accumulated(learner, model, task, params, {}, batch, jax.random.PRNGKey(0), 1)
+    assert rel_error(update, reference) < 1e-8

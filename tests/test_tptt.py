@@ -470,3 +470,35 @@ def test_release_protocol_jitter_patience_and_orthogonal_init():
     curriculum.Protocol(patience=-1)
   with pytest.raises(ConfigError, match="protocol.init"):
     curriculum.Protocol(init="xavier")
+
+
+def test_protocol_period_equals_iterations_one_by_one(x64):
+  """One jitted period (a scan over iterations, then the validation inside the same call) gives
+  the parameters and validation numbers of the iterations run one by one on the host and
+  `train.evaluate`, in float64."""
+  from tca_jax import tptt_protocol  # pylint: disable=g-import-not-at-top
+  c = _protocol_config(hidden=8)
+  c.protocol.max_iters, c.protocol.validate_every = 6, 3
+  c.protocol.val_samples, c.protocol.val_batch_size = 30, 10
+  protocol = tptt_protocol.protocol_from_config(c)
+  runner = tptt_protocol.build_runner(c, protocol, 10)
+  assert jax.tree.leaves(runner.state.params)[0].dtype == jnp.float64
+  chunked, metrics, val = runner.period(runner.state, 3)
+
+  setup, cfg = runner.setup, tptt_protocol.with_length(c, 10)
+  optimizer = train.make_optimizer(cfg.train, setup.learner, setup.task.sequence_length)
+  step = train.make_train_step(setup, optimizer)
+  _, train_key, val_key, _ = jax.random.split(jax.random.PRNGKey(c.seed), 4)
+  state, losses = runner.state, []
+  for i in range(3, 6):
+    k_batch, k_update = jax.random.split(jax.random.fold_in(train_key, i))
+    state, m = step(state, setup.task.sample(k_batch, cfg.train.batch_size), k_update)
+    losses.append(m["loss"])
+  for a, b in zip(jax.tree.leaves(chunked.params), jax.tree.leaves(state.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+  np.testing.assert_allclose(metrics["loss"], np.mean(losses), rtol=1e-12)
+  eval_step = train.make_eval_step(dataclasses.replace(setup, eval_task=setup.task), 10)
+  expected = train.evaluate(eval_step, state.params, jax.random.fold_in(val_key, 6), 3)
+  assert set(val) == set(expected)
+  for k in val:
+    np.testing.assert_allclose(val[k], expected[k], rtol=1e-12, atol=1e-14)

@@ -19,6 +19,13 @@ compute O(S P) Jacobian-vector products of one step (O(N^4)). Nothing is stored 
 memory does not grow with the window. `M` crosses window boundaries in the learner state, so with
 `train.update_every=1` RTRL learns fully online; `init_state` starts a sequence with `M = 0`.
 
+For the SRN (`structured=True`, the default) the step is written out: with `D_t = act'(a_t)`
+and `u_t = [h_{t-1}; x_t; 1]`, `J_t = D_t W_hh^T` and `F_t[j, (i, k)] = D_t[j] u_t[i] delta_jk`
+(the flat columns of `W_hh`, `W_xh` and `b_h` are `(i, k)` row-major, so the P axis is a
+`[H + in + 1, H]` grid), so `M_t = (D_t W_hh^T) M_{t-1} + F_t` is one batched GEMM
+`[B, H, H] @ [B, H, P]` plus a diagonal add, with no Jacobian-vector machinery and no dense
+Kronecker product; it equals the generic path in float64 (tests/test_rtrl.py).
+
 Choice: `immediate="reverse"` by default. Forward mode builds F_t from P tangents of the standard
 basis, which XLA materialises as a `[P, P]` identity (18 GB for an SRN(256)), while reverse mode
 needs S cotangents; the influence recursion itself is always forward mode.
@@ -33,6 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from tca_jax.learners import forward_mode
+from tca_jax.cells.rnn import ACTIVATIONS, SRN
 from tca_jax.learners.base import Aux, Learner
 from tca_jax.registry import check_choice
 
@@ -49,11 +57,14 @@ class RTRL(Learner):
   Attributes:
     immediate: how the immediate Jacobian `d s_t / d theta` is formed, "reverse" (`jacrev`,
       S products) or "forward" (`jacfwd`, P products against a materialised basis).
+    structured: use the closed-form SRN step (one batched GEMM; see the module docstring);
+      False, or any other cell, takes the generic forward-mode path.
   """
 
   NAME: ClassVar[str] = "rtrl"
   generic_cells: ClassVar[bool] = True
   immediate: str = "reverse"
+  structured: bool = True
 
   def __post_init__(self):
     check_choice(self.immediate, "learner.immediate", ("reverse", "forward"))
@@ -69,15 +80,43 @@ class RTRL(Learner):
                      jnp.zeros((batch_size, s, p), dtype))
 
   def update(self, model, params, lparams, lstate, batch, loss_fn, key):
-    def propagate(flat, theta, s, x, m, key):
+    def propagate_generic(flat, theta, s, x, m, key):
       del key
       return (forward_mode.state_jvp(flat, theta, s, x, m)
               + forward_mode.param_jacobian(flat, theta, s, x, self.immediate))
+
+    core = model.core
+    structured = (self.structured and isinstance(core, SRN)
+                  and sorted(params["core"]) == ["W_hh", "W_xh", "b_h"])
+    propagate = propagate_srn if structured else propagate_generic
 
     def contract(m, g_s):
       return jnp.einsum("bs,bsp->p", g_s, m)
 
     out = forward_mode.online_scan(model, params, lstate.model_state, lstate.influence, batch,
-                              loss_fn, key, propagate=propagate, contract=contract)
+                                   loss_fn, key, propagate=propagate, contract=contract)
     zeros = jax.tree.map(jnp.zeros_like, lparams)
     return RTRLState(out.model_state, out.trace), (out.grads, zeros), Aux(out.loss, out.outputs, {})
+
+
+def propagate_srn(flat, theta, h, x, m, key):
+  """`M_t = (D_t W_hh^T) M_{t-1} + F_t` for the SRN, `m [B, H, P] -> [B, H, P]`.
+
+  The flat columns are `ravel_pytree`'s order of `{"W_hh", "W_xh", "b_h"}` (sorted keys), each
+  `[rows, H]` row-major, so column `(i, k)` of the `[H + in + 1, H]` grid is the weight from
+  `u_t[i]` to unit k, with `u_t = [h_{t-1}; x_t; 1]`.
+  """
+  del key
+  params = flat.unravel_params(theta)
+  w_hh = params["W_hh"]
+  act = ACTIVATIONS[flat.core.activation]
+  pre = flat.core.pre_activation(params, h, x)
+  _, d = jax.jvp(act, (pre,), (jnp.ones_like(pre),))  # [B, H]: act'(pre), exact for tanh/relu
+  batch, hidden, _ = m.shape
+  # J_t = D_t W_hh^T per example: [B, H, H], tiny next to M; then one batched GEMM.
+  jac = d[:, :, None] * w_hh.T[None]
+  propagated = jnp.einsum("bji,bip->bjp", jac, m)
+  u = jnp.concatenate([h, x, jnp.ones((batch, 1), h.dtype)], axis=1)  # [B, K]
+  eye = jnp.eye(hidden, dtype=m.dtype)
+  immediate = d[:, :, None, None] * u[:, None, :, None] * eye[None, :, None, :]  # [B, H, K, H]
+  return propagated + immediate.reshape(m.shape)
