@@ -7,6 +7,8 @@ A cell is a frozen dataclass (hashable, so it can be a static argument of `jax.j
     step(params, state, x [batch, in]) -> (state, features [batch, feature_size])
     feature_size: int                                        what the readout sees
     recurrent_matrix(params) -> [H, H]   (optional)          for spectral-radius diagnostics
+    frozen_params: ClassVar[tuple]       (optional)          core params no learner updates
+                                                             (the esn's "W_hh"; see model.frozen)
 
 `get(name, **options)` builds one by its config name (`model.cell`).
 """
