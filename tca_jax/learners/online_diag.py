@@ -22,8 +22,8 @@ layer l includes the paths from `h^l_t` to the loss at step t through the layers
 but not through their recurrences (the effect of `h^l_t` on `h^{l+1}_{t'}` for t' > t and hence on
 later losses): the top layer and every non-recurrent parameter's *instantaneous* path are exact,
 a lower layer's gradient is approximate: spatial backpropagation through the layers at each step,
-temporal credit from each layer's own diagonal traces only (the approximation Zucchet et al. make
-for stacked layers; the paper is not in shared/papers, so this follows its abstract's description). Memory O(batch N (I + 2)) per
+temporal credit from each layer's own diagonal traces only (our reading of Zucchet et al.'s
+multi-layer rule; the paper is not in shared/papers, so this was not checked against its text). Memory O(batch N (I + 2)) per
 layer, nothing stored per step: memory independent of T, fully online with `update_every=1`.
 """
 
