@@ -210,7 +210,7 @@ def run_matrix(preset: Preset, out_dir: str, entries=LEARNERS, tasks=TASKS) -> l
     for task in tasks:
       workdir = os.path.join(out_dir, _slug(entry.label), task)
       rows.append(run_cell(entry, task, preset, workdir))
-  write_outputs(rows, preset, out_dir)
+      write_outputs(rows, preset, out_dir)  # after every cell: an interrupted matrix shows progress
   return rows
 
 
