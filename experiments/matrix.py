@@ -3,8 +3,8 @@ r"""The credit-assignment matrix: every learner x every synthetic task (`tca_jax
     python -m experiments.matrix --preset=local --out_dir=results/matrix
 
 Writes OUT_DIR/matrix.md, matrix.csv, matrix_accuracy.png and matrix_grad_cosine.png (runs in
-OUT_DIR/<learner>/<task>; finished runs are read back). Until the reproduce runner has a
-`--table=matrix`, this is its entry point.
+OUT_DIR/<learner>/<task>; finished runs are read back). The same as
+`python -m experiments.reproduce --table=matrix` (which writes into OUT_DIR/matrix).
 """
 
 from absl import app, flags, logging

@@ -16,11 +16,13 @@ import sys
 from absl import app, flags, logging
 
 from experiments import runner, tables
-from tca_jax import cli
+from tca_jax import cli, matrix
 from tca_jax import workdir as workdir_lib
 from tca_jax.registry import ConfigError, error_line
 
-_TABLE = flags.DEFINE_string("table", None, f"One of: {', '.join(tables.TABLES)}.")
+_TABLE = flags.DEFINE_string("table", None,
+                             f"One of: {', '.join(tables.TABLES)}, matrix (every learner x "
+                             "every synthetic task, tca_jax.matrix).")
 _PRESET = flags.DEFINE_enum("preset", "local", list(tables.PRESETS),
                             "local: reduced CPU run; full: the paper's settings.")
 _OUT_DIR = flags.DEFINE_string("out_dir", "results",
@@ -32,6 +34,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
+  if _TABLE.value == "matrix":
+    _run_matrix()
+    return
   try:
     table = tables.get_table(_TABLE.value)
   except ValueError as e:
@@ -48,6 +53,20 @@ def main(argv):
     print(f.read())
   print(f"wrote {result['csv']}, {result['md']}" +
         "".join(f", {p}" for p in result["figures"]))
+
+
+def _run_matrix():
+  """The credit-assignment matrix: no paper behind it, so `tca_jax.matrix` runs and renders it
+  (OUT_DIR/matrix/{matrix.md, matrix.csv, matrix_accuracy.png, matrix_grad_cosine.png})."""
+  out = os.path.join(_OUT_DIR.value, "matrix")
+  preset = matrix.PRESETS[_PRESET.value]
+  try:
+    with workdir_lib.owned(out, "table reproduction"):
+      rows = matrix.run_matrix(preset, out)
+  except ConfigError as e:
+    sys.exit(error_line(e))
+  print(matrix.markdown(rows, preset))
+  print(f"wrote {out}/matrix.md, matrix.csv, matrix_accuracy.png, matrix_grad_cosine.png")
 
 
 if __name__ == "__main__":

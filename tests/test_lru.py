@@ -73,3 +73,26 @@ def test_online_diag_needs_a_diagonal_cell(cell):
   c.model.cell, c.learner.name = cell, "online_diag"
   with pytest.raises(ConfigError, match="model.cell"):
     config_lib.build(c)
+
+
+def _lru_temporal_order(tmp_path, name, **learner):
+  from tca_jax import train  # pylint: disable=g-import-not-at-top
+  c = config_lib.default_config()
+  c.task.name, c.task.length = "temporal_order", 100
+  c.model.cell, c.model.hidden_size, c.model.r_min = "lru", 32, 0.9
+  c.learner.name = name
+  for k, v in learner.items():
+    c.learner[k] = v
+  t = c.train
+  t.steps, t.batch_size, t.learning_rate = 1500, 64, 3e-3
+  t.eval_every, t.log_every, t.test_batches, t.checkpoint_every = 0, 500, 4, 0
+  return train.train_and_evaluate(c, str(tmp_path / name))["accuracy"]
+
+
+@pytest.mark.slow
+def test_online_lru_solves_temporal_order_100_where_tbptt_with_the_same_memory_fails(tmp_path):
+  # Measured (docs/RESULTS.md): online_diag 1.000, TBPTT(4) 0.326 (chance 0.25), ~20 s each.
+  # Memory per example: online_diag carries N (I + 2) = 32 * 8 complex numbers (512 floats);
+  # TBPTT(4) stores 4 steps of the 64-float state plus the mixing layer's activations.
+  assert _lru_temporal_order(tmp_path, "online_diag") >= 0.95
+  assert _lru_temporal_order(tmp_path, "tbptt", truncation=4) < 0.5

@@ -9,6 +9,8 @@ defaults for the optional members):
     feature_size: int                                        what the readout sees
     recurrent_matrix(params) -> [H, H] or None               for spectral-radius diagnostics
     hidden(state) -> [batch, H]                              h_t inside a state
+    frozen_params: tuple                                     core params no learner updates
+                                                             (the esn's "W_hh"; see model.frozen)
 
 `get(name, **options)` builds one by its config name (`model.cell`).
 """

@@ -21,8 +21,9 @@ What is exact. One layer: every gradient, equal to BPTT (float64 test). Stacked 
 layer l includes the paths from `h^l_t` to the loss at step t through the layers above at step t,
 but not through their recurrences (the effect of `h^l_t` on `h^{l+1}_{t'}` for t' > t and hence on
 later losses): the top layer and every non-recurrent parameter's *instantaneous* path are exact,
-a lower layer's gradient is the approximation Zucchet et al. use (sec. 3: spatial backpropagation
-through the layers, temporal credit from the diagonal traces only). Memory O(batch N (I + 2)) per
+a lower layer's gradient is approximate: spatial backpropagation through the layers at each step,
+temporal credit from each layer's own diagonal traces only (our reading of Zucchet et al.'s
+multi-layer rule; the paper is not in shared/papers, so this was not checked against its text). Memory O(batch N (I + 2)) per
 layer, nothing stored per step: memory independent of T, fully online with `update_every=1`.
 """
 
