@@ -119,7 +119,7 @@ def main(argv):
     sys.exit(error_line(e))
 
   learner = config.learner.name
-  print(f"| T | learner | solved | iterations | stopped at | reason | val error | wall s |")
+  print("| T | learner | solved | iterations | stopped at | reason | val error | wall s |")
   print("| --- | --- | --- | --- | --- | --- | --- | --- |")
   for r in runs:
     print(f"| {r['length']} | {learner} | {r['solved']} | {r['iterations'] or '-'} | "

@@ -21,7 +21,6 @@ import contextlib
 import errno
 import json
 import os
-import re
 import socket
 import time
 from typing import Iterable

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
 import jax.numpy as jnp
 
 from tca_jax.cells.base import Cell
 from tca_jax.cells import initializers
+from tca_jax.cells import rnn
 from tca_jax.cells.rnn import ACTIVATIONS
 from tca_jax.registry import ConfigError, check_choice, check_positive
 
@@ -55,14 +55,8 @@ class LeakySRN(Cell):
 
   def init(self, key, input_size: int):
     """Returns `{"W_xh": [in, H], "W_hh": [H, H], "b_h": [H]}` (the SRN's init)."""
-    k_in, k_rec = jax.random.split(key)
-    h = self.hidden_size
-    scale = initializers.recurrent_scale(self.recurrent_init, self.init_scale, h)
-    return {
-        "W_xh": initializers.input_matrix(k_in, (input_size, h)),
-        "W_hh": initializers.recurrent(self.recurrent_init, k_rec, (h, h), scale),
-        "b_h": jnp.zeros((h,)),
-    }
+    return rnn.init_params(key, input_size, self.hidden_size, self.recurrent_init,
+                           self.init_scale)
 
   def initial_state(self, batch_size: int, dtype=None):
     return jnp.zeros((batch_size, self.hidden_size), dtype)

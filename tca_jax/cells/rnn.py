@@ -20,6 +20,20 @@ from tca_jax.registry import check_choice, check_positive
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
 
+def init_params(key, input_size: int, hidden_size: int, recurrent_init: str,
+                init_scale=None) -> dict:
+  """The SRN's parameters (the leaky SRN shares them): `{"W_xh": [in, H], "W_hh": [H, H],
+  "b_h": [H]}`, `W_hh` drawn by `recurrent_init` at `init_scale`."""
+  k_in, k_rec = jax.random.split(key)
+  h = hidden_size
+  scale = initializers.recurrent_scale(recurrent_init, init_scale, h)
+  return {
+      "W_xh": initializers.input_matrix(k_in, (input_size, h)),
+      "W_hh": initializers.recurrent(recurrent_init, k_rec, (h, h), scale),
+      "b_h": jnp.zeros((h,)),
+  }
+
+
 @dataclasses.dataclass(frozen=True)
 class SRN(Cell):
   """Simple recurrent network cell.
@@ -48,14 +62,7 @@ class SRN(Cell):
 
   def init(self, key, input_size: int):
     """Returns `{"W_xh": [in, H], "W_hh": [H, H], "b_h": [H]}`."""
-    k_in, k_rec = jax.random.split(key)
-    h = self.hidden_size
-    scale = initializers.recurrent_scale(self.recurrent_init, self.init_scale, h)
-    return {
-        "W_xh": initializers.input_matrix(k_in, (input_size, h)),
-        "W_hh": initializers.recurrent(self.recurrent_init, k_rec, (h, h), scale),
-        "b_h": jnp.zeros((h,)),
-    }
+    return init_params(key, input_size, self.hidden_size, self.recurrent_init, self.init_scale)
 
   def initial_state(self, batch_size: int, dtype=None):
     """Zeros, `[batch, H]`."""

@@ -25,7 +25,7 @@ optimizer after each call; `accumulate` runs the windows at fixed parameters and
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar, Dict, NamedTuple
+from typing import Any, Callable, ClassVar, Dict, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp

@@ -100,8 +100,8 @@ class KFRTRL(Learner):
       return ravel_pytree(tree)[0]
 
     out = forward_mode.online_scan(model, params, lstate.model_state,
-                              (lstate.input_factor, lstate.unit_factor), batch, loss_fn, key,
-                              propagate=propagate, contract=contract)
+                                   (lstate.input_factor, lstate.unit_factor), batch, loss_fn, key,
+                                   propagate=propagate, contract=contract)
     zeros = jax.tree.map(jnp.zeros_like, lparams)
     return (KFRTRLState(out.model_state, *out.trace), (out.grads, zeros),
             Aux(out.loss, out.outputs, {}))

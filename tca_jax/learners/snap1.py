@@ -140,9 +140,9 @@ class SnAp1(Learner):
     # LSTM's state is `(h, c)`).
     features = (None if self.variant == "full_jacobian" else lambda s: s[:, :h_size])
     out = forward_mode.online_scan(model, params, lstate.model_state, lstate.influence, batch,
-                              loss_fn, key, contract=contract,
-                              propagate=propagate_srn if structured else propagate_generic,
-                              features_of_state=features)
+                                   loss_fn, key, contract=contract,
+                                   propagate=propagate_srn if structured else propagate_generic,
+                                   features_of_state=features)
     zeros = jax.tree.map(jnp.zeros_like, lparams)
     return (SnAp1State(out.model_state, out.trace), (out.grads, zeros),
             Aux(out.loss, out.outputs, {}))

@@ -93,8 +93,8 @@ class UORO(Learner):
       return jnp.einsum("b,bp->p", jnp.sum(g_s * s_f, axis=-1), p_f)
 
     out = forward_mode.online_scan(model, params, lstate.model_state,
-                              (lstate.state_factor, lstate.param_factor), batch, loss_fn, key,
-                              propagate=propagate, contract=contract)
+                                   (lstate.state_factor, lstate.param_factor), batch, loss_fn, key,
+                                   propagate=propagate, contract=contract)
     zeros = jax.tree.map(jnp.zeros_like, lparams)
     return (UOROState(out.model_state, *out.trace), (out.grads, zeros),
             Aux(out.loss, out.outputs, {}))
