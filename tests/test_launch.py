@@ -108,7 +108,7 @@ def test_tpu_vm_dry_run_prints_the_gcloud_commands():
          "--repo=https://example.org/tca-jax.git",
          "--workdir=/tmp/runs/a", "--config=experiments/configs/copy.py:sab_t100",
          "--set=learner.name=tbptt", "--queued", "--spot", "--stages=create,setup,run,delete",
-         "--repo=https://github.com/example/tca-jax.git", "--dry_run"]
+         "--dry_run"]
   out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=60)
   assert out.returncode == 0, out.stderr
   lines = [l for l in out.stdout.splitlines() if l.startswith("gcloud")]

@@ -14,6 +14,7 @@ import pytest
 
 from etils.epath import backend as epath_backend
 from tca_jax import checkpoint, metrics_io, paths, train
+from tca_jax.registry import ConfigError
 from tests.test_train import tiny_config
 
 
@@ -67,7 +68,7 @@ def test_training_in_a_bucket_writes_every_file_there(fake_gcs, tmp_path, monkey
   assert fake_gcs.cat("gs://bucket/runs/a/grad_flow.png")[:4] == b"\x89PNG"
   # The config is checked against the bucket's copy on a second start.
   c2 = tiny_config(train__diag_every=3, train__checkpoint_every=0, model__hidden_size=9)
-  with pytest.raises(train.ConfigError, match="another config"):
+  with pytest.raises(ConfigError, match="another config"):
     train.train_and_evaluate(c2, workdir)
 
 
