@@ -64,7 +64,8 @@ def leaf_name(path) -> str:
 
 def update_vs_bptt(learner, model, task, params, lparams, batch, key, update_every):
   """Scalar metrics: `grad_cosine`, `grad_norm_ratio` and `grad_cosine/<leaf>` per leaf."""
-  reference = bptt_gradient(model, task, params, batch)
+  # Frozen parameters: the BPTT gradient of what the learner trains (BPTT itself then gives 1).
+  reference = learner.trainable(bptt_gradient(model, task, params, batch))
   update, _ = accumulated_update(learner, model, task, params, lparams, batch, key, update_every)
   cos, ratio = cosine_and_ratio(update, reference)
   metrics = {"grad_cosine": cos, "grad_norm_ratio": ratio}

@@ -51,6 +51,18 @@ def diagnostics_names(tree):
   return [diagnostics.leaf_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
+def test_diagnostics_compare_with_the_bptt_gradient_of_the_trained_parameters():
+  """With frozen parameters the reference is BPTT's gradient of the others: BPTT's cosine is 1."""
+  _, setup = _build("bptt", "esn", "")
+  model, learner, task = setup.model, setup.learner, setup.task
+  key = jax.random.PRNGKey(0)
+  params = model.init(key, task.input_size)
+  batch = task.sample(key, 3)
+  m = diagnostics.update_vs_bptt(learner, model, task, params, {}, batch, key, 0)
+  assert m["grad_cosine"] == pytest.approx(1.0, abs=1e-5)
+  assert m["grad_norm_ratio"] == pytest.approx(1.0, abs=1e-5)
+
+
 def test_bad_frozen_path():
   with pytest.raises(ConfigError, match="model.frozen"):
     _build("bptt", "srn", "core/W_xx")

@@ -90,6 +90,12 @@ class Learner:
     default: every model). Called once by `config.build`, before anything is written."""
     del model
 
+  def trainable(self, grads):
+    """`grads` (a `params`-shaped pytree) restricted to what this learner updates: the
+    diagnostics compare an update with the BPTT gradient projected the same way (the default:
+    every parameter; `Frozen` zeroes its frozen ones)."""
+    return grads
+
   def init(self, key, model, params, batch_size: int):
     return self.init_params(key, model, params), self.init_state(model, params, batch_size)
 

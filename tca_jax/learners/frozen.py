@@ -92,6 +92,9 @@ class Frozen(Learner):
   def optimizer(self, make, learning_rate):
     return self.inner.optimizer(make, learning_rate)
 
+  def trainable(self, grads):
+    return zero_frozen(grads, self.paths)
+
   def update(self, model, params, lparams, lstate, batch, loss_fn, key):
     lstate, (updates, lupdates), aux = self.inner.update(model, params, lparams, lstate, batch,
                                                          loss_fn, key)
