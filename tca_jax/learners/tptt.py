@@ -305,6 +305,8 @@ class TPTT(Learner):
   """
 
   NAME: ClassVar[str] = "tptt"
+  # The SRN; LSTM and GRU with `experimental` (checked in `validate_model`).
+  supported_cells: ClassVar[tuple] = ("srn", "lstm", "gru")
   exact: ClassVar[bool] = False
   # Appendix A: W_xh descends the local-target loss (eq. 13) instead of dE (eq. 12).
   local_input: ClassVar[bool] = False
