@@ -18,6 +18,7 @@ equal an uninterrupted run's.
 """
 
 import os
+import shutil
 import sys
 
 from absl import app, flags, logging
@@ -66,6 +67,17 @@ def _first_length(config, protocol, mode):
   return config.task.length, None
 
 
+RUNS_DIR = "protocol_runs"  # one JSON per finished curriculum length: what a resume keeps
+
+
+def _finished_lengths(runs_dir):
+  """The saved results of the lengths an interrupted curriculum finished, in order of T."""
+  if not os.path.isdir(runs_dir):
+    return []
+  names = sorted(n for n in os.listdir(runs_dir) if n.startswith("T") and n.endswith(".json"))
+  return [workdir_lib.read_json(os.path.join(runs_dir, n)) for n in names]
+
+
 def _run(config, workdir, mode):
   """Validates, takes the workdir, runs the protocol; returns (result, runs, fresh)."""
   protocol = tptt_protocol.protocol_from_config(config)
@@ -82,14 +94,31 @@ def _run(config, workdir, mode):
       result = workdir_lib.read_json(done)
       return result, result["runs"], False
     metrics_path = os.path.join(workdir, "metrics.jsonl")
+    runs_dir = os.path.join(workdir, RUNS_DIR)
+    done_runs = []
     if same and os.path.exists(metrics_path):
-      logging.warning("resuming an interrupted protocol run: it keeps no checkpoints, so it starts "
-                      "again from iteration 0 and the earlier try's records are dropped")
-      os.remove(metrics_path)
+      done_runs = _finished_lengths(runs_dir) if mode == "curriculum" else []
+      kept = {r["length"] for r in done_runs}
+      records = [r for r in workdir_lib.read_jsonl(metrics_path) if r.get("length") in kept]
+      if done_runs:
+        logging.warning("resuming an interrupted curriculum after T=%d (the lengths it finished "
+                        "are kept; T=%d starts again from iteration 0)", done_runs[-1]["length"],
+                        done_runs[-1]["length"] + protocol.length_step)
+      else:
+        logging.warning("resuming an interrupted protocol run: it keeps no checkpoints within a "
+                        "length, so it starts again from iteration 0 and the earlier try's "
+                        "records are dropped")
+      metrics_io.write_jsonl(metrics_path, records)
+    elif os.path.isdir(runs_dir):  # an earlier try that wrote no record: nothing to keep
+      shutil.rmtree(runs_dir)
     metrics_io.write_json(os.path.join(workdir, "config.json"), config.to_dict())
     writer = metrics_io.MetricsWriter(workdir)
     if mode == "curriculum":
-      result = tptt_protocol.curriculum(config, protocol, writer)
+      os.makedirs(runs_dir, exist_ok=True)
+      result = tptt_protocol.curriculum(
+          config, protocol, writer, done=done_runs,
+          on_run=lambda run: metrics_io.write_json(
+              os.path.join(runs_dir, f"T{run['length']:05d}.json"), run))
       runs = result["runs"]
     elif mode == "generalisation":
       result = tptt_protocol.generalisation(config, protocol, writer)

@@ -186,5 +186,10 @@ def read_json(path: str):
   return json.loads(paths.read_text(path))
 
 
+def write_jsonl(path: str, records) -> None:
+  """Replaces a JSON-lines file with `records` (atomically where the path allows it)."""
+  paths.write_text_atomic(path, "".join(json.dumps(to_python(r)) + "\n" for r in records))
+
+
 def write_json(path: str, obj):
   paths.write_text_atomic(path, json.dumps(to_python(obj), indent=2, sort_keys=True))

@@ -37,7 +37,7 @@ import copy
 import dataclasses
 import functools
 import time
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 from absl import logging
 import jax
@@ -338,15 +338,32 @@ def _jittered_eval_step(setup, batch_size: int, lengths: tuple):
   return jax.jit(eval_step)
 
 
-def curriculum(config: ml_collections.ConfigDict, protocol: Protocol, writer=None):
-  """T = start, start + step, ... while solved. Returns `{"t_max", "runs": [per-T results]}`."""
-  runs, length = [], protocol.start_length
-  while True:
+def curriculum(config: ml_collections.ConfigDict, protocol: Protocol, writer=None,
+               done: Sequence[dict] = (), on_run: Optional[Callable[[dict], None]] = None):
+  """T = start, start + step, ... while solved. Returns `{"t_max", "runs": [per-T results]}`.
+
+  Every T's run starts from its own fresh draw of `config.seed` (nothing carries from one T to
+  the next), so an interrupted curriculum resumes exactly at T granularity: `done` holds the
+  results of the lengths already finished (`start`, `start + step`, ... in order) and the
+  curriculum goes on after the last. `on_run(run)` is called as each T finishes (the binary
+  saves it, so a killed protocol loses at most the T it was training).
+  """
+  runs = list(done)
+  for i, run in enumerate(runs):
+    if run["length"] != protocol.start_length + i * protocol.length_step:
+      raise ValueError(f"the finished runs are not T = {protocol.start_length}, "
+                       f"{protocol.start_length + protocol.length_step}, ...: "
+                       f"{[r['length'] for r in runs]}")
+
+  def finished(run):
+    return not run["solved"] or bool(protocol.max_length and run["length"] >= protocol.max_length)
+
+  while not (runs and finished(runs[-1])):
+    length = runs[-1]["length"] + protocol.length_step if runs else protocol.start_length
     run = train_until_solved(config, protocol, length, writer=writer)
     runs.append(run)
-    if not run["solved"] or (protocol.max_length and length >= protocol.max_length):
-      break
-    length += protocol.length_step
+    if on_run is not None:
+      on_run(run)
   solved = [r["length"] for r in runs if r["solved"]]
   return {"t_max": max(solved) if solved else 0, "runs": runs}
 

@@ -240,6 +240,32 @@ def test_protocol_kill_9_then_rerun_gives_the_same_records(tmp_path, protocol_re
   assert _records(tmp_path) == protocol_reference
 
 
+# A curriculum whose every length is solved at its first validation (target error 0.99): three
+# lengths, T = 10, 20, 30, in seconds.
+PC = ["--config=experiments/configs/tptt.py:temporal_order", "--config.protocol.mode=curriculum",
+      "--config.protocol.max_iters=40", "--config.protocol.validate_every=20",
+      "--config.protocol.val_samples=200", "--config.protocol.val_batch_size=100",
+      "--config.protocol.target_error=0.99", "--config.protocol.max_length=30",
+      "--config.model.hidden_size=8"]
+
+
+def test_protocol_curriculum_resumes_after_the_lengths_it_finished(tmp_path):
+  reference = tmp_path / "reference"
+  _ok(_run("tptt_protocol", PC, reference))
+  want = _records(reference)
+  assert sorted({r["length"] for r in want}) == [10, 20, 30]
+  # As if killed while training T=30: its records are there, its saved result and the protocol's
+  # are not.
+  work = tmp_path / "work"
+  shutil.copytree(reference, work)
+  os.remove(work / "protocol.json")
+  os.remove(work / "protocol_runs" / "T00030.json")
+  result = _ok(_run("tptt_protocol", PC, work))
+  assert "resuming an interrupted curriculum after T=20" in result.stderr
+  assert _records(work) == want
+  assert "| 30 | tptt |" in result.stdout
+
+
 @pytest.mark.slow
 def test_protocol_sigterm_then_rerun(tmp_path, protocol_reference):
   proc = _start("tptt_protocol", P, tmp_path, FAULT_SLOW="0.5")
