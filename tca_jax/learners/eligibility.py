@@ -98,12 +98,7 @@ def propagate_generic(core, n_s: int):
 
   def propagate(flat, theta, s, x, c):
     unit = forward_mode.unit_index(flat.unravel_params(theta), h_size)
-    b = s.shape[0]
-    jac = forward_mode.state_jacobian(flat, theta, s, x).reshape(b, n_s, h_size, n_s, h_size)
-    blocks = jnp.diagonal(jac, axis1=2, axis2=4)[..., unit]  # [B, n_s, n_s, P]
-    imm = forward_mode.param_jacobian(flat, theta, s, x, "reverse").reshape(b, n_s, h_size, -1)
-    imm = jnp.take_along_axis(imm, jnp.asarray(unit)[None, None, None, :], axis=2)[:, :, 0]
-    return jnp.einsum("bacp,bcp->bap", blocks, c) + imm
+    return forward_mode.unit_masked_step(flat, theta, s, x, c, unit, n_s, h_size)
 
   return propagate
 

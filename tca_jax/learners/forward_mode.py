@@ -136,6 +136,26 @@ def param_vjp(flat: FlatCore, theta, s, x, cotangent):
   return jax.vmap(one)(s, x, cotangent)
 
 
+def unit_masked_step(flat: FlatCore, theta, s, x, c, unit, n_s: int, h_size: int):
+  """One step of a trace kept on each parameter's own unit (SnAp-1's influence, e-prop's
+  eligibility), from the dense per-step Jacobians: `c_t[a, p] = sum_c J_t[(a, u), (c, u)]
+  c_{t-1}[c, p] + F_t[(a, u), p]` with `u = unit[p]`.
+
+  Args:
+    flat, theta, s, x: as for `state_jacobian` (s `[B, n_s * h_size]`).
+    c: the trace `[B, n_s, P]`.
+    unit: `[P]` the unit each parameter feeds (`unit_index`).
+  Returns:
+    The next trace, `[B, n_s, P]`.
+  """
+  b = s.shape[0]
+  jac = state_jacobian(flat, theta, s, x).reshape(b, n_s, h_size, n_s, h_size)
+  blocks = jnp.diagonal(jac, axis1=2, axis2=4)[..., unit]  # [B, n_s, n_s, P]
+  imm = param_jacobian(flat, theta, s, x, "reverse").reshape(b, n_s, h_size, -1)
+  imm = jnp.take_along_axis(imm, jnp.asarray(unit)[None, None, None, :], axis=2)[:, :, 0]
+  return jnp.einsum("bacp,bcp->bap", blocks, c) + imm
+
+
 def unit_index(core_params, hidden_size: int) -> np.ndarray:
   """`[P]` int: the unit each flat core parameter feeds, `(last index) mod H` (static).
 
