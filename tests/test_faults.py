@@ -345,7 +345,7 @@ def _config(**fields):
     ({"train__log_every": 0}, "train.log_every=0 must be an integer >= 1"),
     ({"task__length": 10_000_000}, "task.length=10000000: one step needs at least"),
     ({"learner__name": "sab", "model__cell": "srn"},
-     "learner.name='sab' needs model.cell in sab_lstm, attn_lstm"),
+     "model.cell='srn' is not supported by learner 'sab'; allowed: sab_lstm, attn_lstm"),
 ])
 def test_bad_fields_are_refused_by_build(fields, message):
   c = _config(**fields)

@@ -82,8 +82,8 @@ class Learner:
     """Raises `ConfigError` if `model.cell=cell_name` is not in `supported_cells`."""
     if self.supported_cells is not None and cell_name not in self.supported_cells:
       raise ConfigError(
-          f"learner.name={self.name!r} needs model.cell in {', '.join(self.supported_cells)} "
-          f"(got {cell_name!r})")
+          f"model.cell={cell_name!r} is not supported by learner {self.name!r}; allowed: "
+          f"{', '.join(self.supported_cells)}")
 
   def validate_model(self, model) -> None:
     """Raises `ConfigError` naming `model.cell` if this learner cannot train this model (the

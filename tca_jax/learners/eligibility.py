@@ -147,17 +147,17 @@ def trace_scan(model, params, model_state, trace, batch, loss_fn, *, propagate, 
 
 @dataclasses.dataclass(frozen=True)
 class _TraceLearner(Learner):
-  """Shared parts of RFLO and e-prop; subclasses set `CELLS` and `_propagate`."""
+  """Shared parts of RFLO and e-prop; subclasses set `supported_cells` and `_propagate`."""
 
   exact: ClassVar[bool] = False
-  CELLS: ClassVar[tuple] = ()
+  supported_cells: ClassVar[tuple] = ()
   feedback: str = "symmetric"
 
   def __post_init__(self):
     check_choice(self.feedback, "learner.feedback", FEEDBACKS)
 
   def validate_model(self, model):
-    forward_mode.check_cell(model, self.NAME, self.CELLS)
+    forward_mode.check_cell(model, self.NAME, self.supported_cells)
 
   def _slots(self, model, params):
     s, _ = forward_mode.sizes(model, params)
@@ -198,7 +198,7 @@ class RFLO(_TraceLearner):
   """
 
   NAME: ClassVar[str] = "rflo"
-  CELLS: ClassVar[tuple] = ("srn", "leaky_srn")
+  supported_cells: ClassVar[tuple] = ("srn", "leaky_srn")
 
   def _propagate(self, model, params):
     return propagate_srn(model.core, self_recurrence=False)
@@ -213,7 +213,7 @@ class EProp(_TraceLearner):
   """
 
   NAME: ClassVar[str] = "eprop"
-  CELLS: ClassVar[tuple] = ("srn", "leaky_srn", "lstm")
+  supported_cells: ClassVar[tuple] = ("srn", "leaky_srn", "lstm")
 
   def _propagate(self, model, params):
     if isinstance(model.core, (SRN, LeakySRN)):

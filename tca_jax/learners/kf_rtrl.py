@@ -56,6 +56,7 @@ class KFRTRL(Learner):
   """
 
   NAME: ClassVar[str] = "kf_rtrl"
+  supported_cells: ClassVar[tuple] = ("srn",)
   exact: ClassVar[bool] = False
   eps: float = 1e-7
 
@@ -63,7 +64,7 @@ class KFRTRL(Learner):
     check_positive(self.eps, "learner.eps")
 
   def validate_model(self, model):
-    forward_mode.check_cell(model, self.NAME, ("srn",))
+    forward_mode.check_cell(model, self.NAME, self.supported_cells)
 
   def init_state(self, model, params, batch_size: int):
     self.validate_model(model)

@@ -70,11 +70,11 @@ class OnlineDiag(Learner):
   """Exact online learning of the LRU's diagonal recurrences (approximate across layers)."""
 
   NAME: ClassVar[str] = "online_diag"
-  CELLS: ClassVar[tuple] = ("lru",)
+  supported_cells: ClassVar[tuple] = ("lru",)
   exact: ClassVar[bool] = False  # exact for one layer only
 
   def validate_model(self, model):
-    forward_mode.check_cell(model, self.NAME, self.CELLS)
+    forward_mode.check_cell(model, self.NAME, self.supported_cells)
 
   def init_state(self, model, params, batch_size: int):
     self.validate_model(model)

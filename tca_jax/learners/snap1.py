@@ -57,7 +57,6 @@ from tca_jax.learners import forward_mode
 from tca_jax.learners.base import Aux, Learner
 from tca_jax.registry import ConfigError
 
-CELLS = ("srn", "lstm", "gru")
 VARIANTS = ("textbook", "full_jacobian")
 
 
@@ -77,6 +76,7 @@ class SnAp1(Learner):
   """
 
   NAME: ClassVar[str] = "snap1"
+  supported_cells: ClassVar[tuple] = ("srn", "lstm", "gru")
   exact: ClassVar[bool] = False
   structured: bool = True
   variant: str = "textbook"
@@ -89,7 +89,7 @@ class SnAp1(Learner):
           f"learner.variant={self.variant!r} is not a snap1 variant; allowed: {', '.join(VARIANTS)}")
 
   def validate_model(self, model):
-    forward_mode.check_cell(model, self.NAME, CELLS)
+    forward_mode.check_cell(model, self.NAME, self.supported_cells)
 
   def _slots(self, model, params):
     s, _ = forward_mode.sizes(model, params)

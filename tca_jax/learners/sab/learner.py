@@ -39,8 +39,8 @@ def sab_core(model) -> SABLSTM:
   """The model's `SABLSTM` core; `ConfigError` for any other cell."""
   if not isinstance(model.core, SABLSTM):
     raise ConfigError(
-        f"learner.name='sab' needs model.cell in sab_lstm, attn_lstm (got "
-        f"{type(model.core).__name__})")
+        f"model.cell of type {type(model.core).__name__} is not supported by learner 'sab'; "
+        "allowed: sab_lstm, attn_lstm")
   return model.core
 
 
