@@ -177,9 +177,7 @@ def read_records(path: str):
 
 def read_metrics(workdir: str, filename: str = "metrics.jsonl"):
   """The records of `DIR/metrics.jsonl`; a last line cut short by a kill is dropped, warned."""
-  from tca_jax import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
-  path = paths.join(workdir, filename)
-  return workdir_lib.read_jsonl(path) if paths.exists(path) else []
+  return read_records(paths.join(workdir, filename))
 
 
 def read_json(path: str):

@@ -37,14 +37,9 @@ class WorkdirBusy(ConfigError):
   """Another live process owns the workdir."""
 
 
-def has_scheme(path: str) -> bool:
-  """True for `gs://bucket/run` and the like: paths the OS cannot lock."""
-  return paths.has_scheme(path)
-
-
 def check_writable(workdir: str) -> None:
   """Raises a one-line `ConfigError` if `workdir` is a file or cannot be created or written."""
-  if has_scheme(workdir):
+  if paths.has_scheme(workdir):
     return
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise ConfigError(f"--workdir={workdir!r} is a file, not a directory; give a directory")
@@ -61,7 +56,7 @@ def holder(workdir: str) -> str | None:
   """`"pid P on host H"` if a live process owns `workdir`, else None (never blocks)."""
   import fcntl  # pylint: disable=g-import-not-at-top  (POSIX only)
   path = os.path.join(workdir, LOCK_FILE)
-  if has_scheme(workdir) or not os.path.exists(path):
+  if paths.has_scheme(workdir) or not os.path.exists(path):
     return None
   with open(path, "a+", encoding="utf-8") as f:
     try:
@@ -96,7 +91,7 @@ def owned(workdir: str, what: str = "run"):
     WorkdirBusy: another process holds the lock (the message names its pid and host).
     ConfigError: `workdir` is a file or is not writable.
   """
-  if has_scheme(workdir):
+  if paths.has_scheme(workdir):
     logging.warning("workdir %s has a scheme: no OS lock is possible there, so nothing stops a "
                     "second process from writing into it at the same time", workdir)
     yield
