@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import re
@@ -25,34 +26,51 @@ def slug(text: str) -> str:
 
 
 
-def write_csv(table, preset, settings, cells, path):
-  with open(path, "w", newline="", encoding="utf-8") as f:
-    w = csv.writer(f)
-    w.writerow(["table", "preset", "row", "learner", "paper_setting", "setting", "metric", "seed",
-                "value", "paper", "status", "workdir"])
-    for row in table.rows:
-      for s in settings:
-        cell = cells[(row.label, s.paper)]
-        for m in s.metrics:
-          paper = row.paper.get((s.paper, m.label), "")
-          vals = cell.values.get(m.label) or [None]
-          for seed, v in enumerate(vals):
-            wd = cell.workdirs[seed] if seed < len(cell.workdirs) else ""
-            w.writerow([table.name, preset, row.label, row.learner or "", s.paper, s.label,
-                        m.label, seed if v is not None else "",
-                        "" if v is None or (isinstance(v, float) and math.isnan(v)) else v,
-                        paper, cell.status + (f" ({cell.detail})" if cell.detail else ""), wd])
-  return path
+def csv_text(table, preset, settings, cells) -> str:
+  """One line per seed and metric: our value, the paper's, the cell's status, the seed's state
+  ("done", "partial", "pending") and detail, the workdir."""
+  out = io.StringIO()
+  w = csv.writer(out, lineterminator="\n")
+  w.writerow(["table", "preset", "row", "learner", "paper_setting", "setting", "metric", "seed",
+              "value", "paper", "status", "state", "detail", "workdir"])
+  for row in table.rows:
+    for s in settings:
+      cell = cells[(row.label, s.paper)]
+      for m in s.metrics:
+        paper = row.paper.get((s.paper, m.label), "")
+        vals = cell.values.get(m.label) or [None]
+        for seed, v in enumerate(vals):
+          wd = cell.workdirs[seed] if seed < len(cell.workdirs) else ""
+          seed_result = cell.seeds[seed] if seed < len(cell.seeds) else None
+          w.writerow([table.name, preset, row.label, row.learner or "", s.paper, s.label,
+                      m.label, seed if v is not None else "",
+                      "" if v is None or (isinstance(v, float) and math.isnan(v)) else v,
+                      paper, cell.status, seed_result.state if seed_result else "",
+                      seed_result.detail if seed_result else cell.detail, wd])
+  return out.getvalue()
 
 
 def _fmt(v, fmt):
   return format(v, fmt) if isinstance(v, (int, float)) and not math.isnan(v) else "–"
 
 
+def _seed_t_max(result, label, fmt) -> str:
+  """One seed's t_max: "90", ">= 130" (solved up to the cap), ">= 130 (stopped at T=140)"."""
+  v = result.values.get(label, float("nan"))
+  if result.state == "pending":
+    return "–"
+  if result.state == "partial":
+    return (f">= {_fmt(v, fmt)} ({result.detail})" if not math.isnan(v) else
+            f"– ({result.detail})")
+  return f">= {_fmt(v, fmt)}" if result.detail.startswith("solved up to") else _fmt(v, fmt)
+
+
 def format_cell(cell, metric, paper, first: bool = True, with_paper: bool = True) -> str:
-  """`ours (paper)`: ours is the mean over seeds, `± std` with several seeds. A cell that did
-  not run gives its reason in its `first` column and only its kind ("n/a") in the others.
-  `with_paper=False` (a table of our own, no paper behind it): `ours` only."""
+  """`ours (paper)`: ours is the mean over the finished seeds, `± std` with several; a cell whose
+  seeds are not all finished says how many are and where the others stand, and a t_max cell lists
+  its seeds. A cell that did not run gives its reason in its `first` column and only its kind
+  ("n/a") in the others. `with_paper=False` (a table of our own, no paper behind it): `ours`
+  only."""
   paper_s = f" ({_fmt(paper, metric.fmt)})" if paper is not None else " (–)"
   if not with_paper:
     paper_s = ""
@@ -61,15 +79,24 @@ def format_cell(cell, metric, paper, first: bool = True, with_paper: bool = True
     short = status if len(status) < 90 else status[:87] + "..."
     return short.replace("|", "/") + paper_s
   vals = np.asarray(cell.values.get(metric.label, []), dtype=float)
-  finite = vals[np.isfinite(vals)]
+  states = [r.state for r in cell.seeds] or ["done"] * len(vals)
+  done = np.asarray([st == "done" for st in states], dtype=bool)
+  finite = vals[done & np.isfinite(vals)]
   if not finite.size:
-    ours = cell.detail or "–"
+    ours = (cell.detail or "–") if done.all() else "–"
   elif finite.size == 1:
     ours = _fmt(float(finite[0]), metric.fmt)
   else:
     ours = f"{_fmt(float(finite.mean()), metric.fmt)} ± {_fmt(float(finite.std()), metric.fmt)}"
-  if metric.key == "t_max" and finite.size:
+  if metric.key == "t_max" and cell.seeds and (len(cell.seeds) > 1 or not done.all()):
+    per_seed = ", ".join(_seed_t_max(r, metric.label, metric.fmt) for r in cell.seeds)
+    ours = (f"{ours} [seeds: {per_seed}]" if finite.size else f"[seeds: {per_seed}]")
+  elif metric.key == "t_max" and finite.size:
     ours = f">= {ours}" if cell.detail.startswith("solved up to") else f"{ours}, {cell.detail}"
+  elif not done.all():
+    others = sorted({r.detail for r in cell.seeds if r.state != "done"})
+    ours = (f"{ours} [{int(done.sum())} of {len(done)} seeds finished; the others: "
+            f"{'; '.join(others)}]")
   return ours + paper_s
 
 
@@ -80,6 +107,11 @@ def markdown(table, preset, settings, cells) -> str:
     lines += ["**Reduced run (`--preset=local`): not the paper's setting; compare the ordering of "
               "the rows, not the values.**", ""]
   command = f"Command: `python -m experiments.reproduce --table={table.name} --preset={preset}`."
+  unfinished = sum(not c.finished for c in cells.values() if c.status == "ok")
+  if unfinished:
+    lines += [f"**In progress: {unfinished} cell(s) have seeds that are not finished; their "
+              "numbers are lower bounds or partial, as each cell says. Rerun the command to go "
+              "on (finished runs are read back).**", ""]
   lines += [command + (f" Each cell: ours (paper). Paper numbers: {table.source}." if with_paper
                        else " Each cell: ours (no paper behind this table)."), ""]
   header = ["method"]
@@ -121,8 +153,10 @@ def _curves(workdirs, split, key):
   return steps, [float(np.mean([s[x] for s in series])) for x in steps]
 
 
-def write_figures(table, settings, cells, out_dir):
-  """One PNG per setting: training loss and evaluation accuracy against the step, per row."""
+def write_figures(table, settings, cells, out_dir, stem=None):
+  """One PNG per setting (OUT_DIR/STEM_<setting>.png): training loss and evaluation accuracy
+  against the step, per row."""
+  stem = stem or table.name
   paths = []
   for s in settings:
     fig = plotting.new_figure(figsize=(11, 4))
@@ -132,8 +166,9 @@ def write_figures(table, settings, cells, out_dir):
       cell = cells[(row.label, s.paper)]
       if cell.status != "ok" or not cell.workdirs:
         continue
-      loss = _curves(cell.workdirs, "train", "loss")
-      acc = _curves(cell.workdirs, "eval", "accuracy")
+      workdirs = list(dict.fromkeys(cell.workdirs))  # vmapped seeds share one workdir
+      loss = _curves(workdirs, "train", "loss")
+      acc = _curves(workdirs, "eval", "accuracy")
       if loss:
         ax_loss.plot(*loss, label=row.label)
         drawn = True
@@ -150,7 +185,7 @@ def write_figures(table, settings, cells, out_dir):
     fig.suptitle(f"{table.name}: {s.label}" + (f" (paper: {s.paper})" if s.label != s.paper
                                                   else ""))
     fig.tight_layout()
-    path = os.path.join(out_dir, f"{table.name}_{slug(s.label)}.png")
+    path = os.path.join(out_dir, f"{stem}_{slug(s.label)}.png")
     fig.savefig(path, dpi=100)
     paths.append(path)
   return paths

@@ -2,6 +2,13 @@ r"""Reproduces a paper table: rows x columns x seeds, our numbers beside the pap
 
     python -m experiments.reproduce --table=sab_copy --preset=local [--out_dir=results]
 
+Filling one table from several processes (each trains its selection, reads the rest back, and
+writes the whole table as far as it is finished; each run's workdir is owned by its trainer):
+
+    python -m experiments.reproduce --table=tptt_tmax --preset=full \
+        --rows=tptt --columns=temporal_order --seeds=0,1,2
+    python -m experiments.reproduce --table=tptt_tmax --preset=full --render_only
+
 Tables: sab_copy (SAB Table 2), sab_adding and sab_lm (Table 3), sab_ablation (Table 4),
 sab_image (Table 5), sab_transfer (Table 6), tptt_tmax (TPTT Table 1), tptt_iters (Table 2),
 tptt_generalisation (Table 4); aliases sab_table2 ... tptt_table4. `--preset=local` is a reduced
@@ -27,6 +34,13 @@ _PRESET = flags.DEFINE_enum("preset", "local", list(tables.PRESETS),
                             "local: reduced CPU run; full: the paper's settings.")
 _OUT_DIR = flags.DEFINE_string("out_dir", "results",
                                 "Where the CSV, markdown, figures and runs go.")
+_ROWS = flags.DEFINE_list("rows", None, "Train only these rows (slugs of the row labels, e.g. "
+                          "tptt, bptt_srn_orthogonal_init); the others are read back.")
+_COLUMNS = flags.DEFINE_list("columns", None, "Train only these columns (slugs of the paper's "
+                             "column labels, e.g. temporal_order, t_100).")
+_SEEDS = flags.DEFINE_list("seeds", None, "Protocol tables: train only these seeds (e.g. 0,1).")
+_RENDER_ONLY = flags.DEFINE_bool("render_only", False, "Train nothing: write the table from the "
+                                 "runs as far as they got.")
 flags.mark_flags_as_required(["table"])
 
 
@@ -41,12 +55,27 @@ def main(argv):
     table = tables.get_table(_TABLE.value)
   except ValueError as e:
     sys.exit(f"error: {e}")
+  try:
+    seeds = None if _SEEDS.value is None else frozenset(int(x) for x in _SEEDS.value)
+  except ValueError:
+    sys.exit(f"error: --seeds={','.join(_SEEDS.value)}: give seed numbers, e.g. --seeds=0,1,2")
+  selection = runner.Selection(
+      rows=None if _ROWS.value is None else frozenset(_ROWS.value),
+      columns=None if _COLUMNS.value is None else frozenset(_COLUMNS.value),
+      seeds=seeds, train=not _RENDER_ONLY.value)
+  try:
+    selection.check(table, _PRESET.value)
+    if _PRESET.value not in table.presets:
+      raise ValueError(f"--preset={_PRESET.value!r} for table {table.name!r}; allowed: "
+                       f"{', '.join(table.presets)}")
+  except ValueError as e:
+    sys.exit(f"error: {e}")
   if _PRESET.value == "local":
     print(f"REDUCED RUN (--preset=local): {table.note('local')}", flush=True)
   try:
-    # One process per table in OUT_DIR (each run's workdir is owned by its trainer as well).
-    with workdir_lib.owned(os.path.join(_OUT_DIR.value, table.name), "table reproduction"):
-      result = runner.run_table(table, _PRESET.value, _OUT_DIR.value)
+    # Each run's workdir is owned by the process training it, so several processes can fill
+    # one table with different selections.
+    result = runner.run_table(table, _PRESET.value, _OUT_DIR.value, selection)
   except ConfigError as e:
     sys.exit(error_line(e))
   with open(result["md"], encoding="utf-8") as f:

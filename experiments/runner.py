@@ -25,18 +25,28 @@ Run kinds (`RUN_KINDS`, named by `Table.kind`): each is `kind(config, metrics, w
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
+from typing import Optional
 
 from absl import logging
 
 from experiments import render, tables
 from tca_jax import config as config_lib
-from tca_jax import learners, metrics_io, tptt_protocol, train
+from tca_jax import learners, metrics_io, protocol_workdir, train
+from tca_jax import workdir as workdir_lib
 from tca_jax.registry import ConfigError
 
 NAN = float("nan")
+
+
+@dataclasses.dataclass
+class SeedResult:
+  """What one seed of a cell has: its numbers and how far its run got."""
+
+  values: dict  # metric label -> number (NaN: none yet)
+  detail: str = ""  # "failed at T=100", "not solved in 20000 iterations", "at step 6500 of ..."
+  state: str = "done"  # "done", "partial" (a run stopped or still going), "pending" (not started)
 
 
 @dataclasses.dataclass
@@ -46,11 +56,53 @@ class TableCell:
   status: str  # "ok", "not available yet", "not in tca-jax", "n/a: ...", "error: ..."
   values: dict = dataclasses.field(default_factory=dict)  # metric label -> [per seed]
   workdirs: list = dataclasses.field(default_factory=list)
-  detail: str = ""  # e.g. "not solved in 300 iterations"
+  detail: str = ""  # e.g. "not solved in 300 iterations" (the last seed's)
+  seeds: list = dataclasses.field(default_factory=list)  # [SeedResult] per seed
+
+  @property
+  def finished(self) -> bool:
+    return all(r.state == "done" for r in self.seeds)
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+  """Which runs of a table this process trains; the others are only read back.
+
+  Several processes can fill one table at once, each with its own selection (each run's workdir
+  is owned by the process training it); every process writes the whole table from what is
+  finished so far. `None` selects everything; `train=False` trains nothing (render only).
+  """
+
+  rows: Optional[frozenset] = None  # render.slug(row.label)
+  columns: Optional[frozenset] = None  # render.slug(setting.paper)
+  seeds: Optional[frozenset] = None  # seed numbers (protocol tables: one run per seed)
+  train: bool = True
+
+  def trains(self, row, setting, seed: Optional[int] = None) -> bool:
+    return (self.train
+            and (self.rows is None or render.slug(row.label) in self.rows)
+            and (self.columns is None or render.slug(setting.paper) in self.columns)
+            and (seed is None or self.seeds is None or seed in self.seeds))
+
+  def check(self, table: tables.Table, preset: str) -> None:
+    """A one-line ValueError naming an unknown row, column or seed, with the allowed ones."""
+    for flag, chosen, allowed in (
+        ("rows", self.rows, [render.slug(r.label) for r in table.rows]),
+        ("columns", self.columns, [render.slug(s.paper) for s in table.settings(preset)]),
+        ("seeds", self.seeds, list(range(table.num_seeds(preset))))):
+      unknown = sorted(set(chosen or ()) - set(allowed), key=str)
+      if unknown:
+        raise ValueError(f"--{flag}={','.join(map(str, unknown))} is not in table "
+                         f"{table.name!r}; allowed: {', '.join(map(str, allowed))}")
+
+
+EVERYTHING = Selection()
 
 
 # ------------------------------------------------------------------------------------------------
-# Run kinds
+# Run kinds: kind(config, metrics, workdir, train) -> SeedResult, or [SeedResult] per seed for
+# "final" (its seeds are one vmapped run). With train=False nothing is trained: a finished run is
+# read back, an unfinished one reports how far it got.
 
 
 def _test_record(workdir: str):
@@ -61,38 +113,56 @@ def _test_record(workdir: str):
   return tests[-1] if tests else None
 
 
-def run_final(config, metrics, workdir):
-  """Test metrics of the generic trainer's run in `workdir`: read back when finished."""
+def _per_seed(record: dict, key: str, num_seeds: int) -> list:
+  """`key`'s value per seed in a trainer record (`KEY_seeds` with several seeds)."""
+  if num_seeds > 1 and f"{key}_seeds" in record:
+    return [NAN if v is None else float(v) for v in record[f"{key}_seeds"]]
+  v = record.get(key)
+  return [NAN if v is None else float(v)] * num_seeds
+
+
+def run_final(config, metrics, workdir, train_now=True):
+  """Test metrics of the generic trainer's run in `workdir`, one SeedResult per seed (all the
+  config's `num_seeds` seeds train in one vmapped run); read back when finished."""
+  n = config.get("num_seeds", 1)
   result = _test_record(workdir)
-  if result is None:
+  if result is None and train_now:
     # An interrupted run resumes from its latest checkpoint (the trainer truncates its records).
     logging.info("train %s", workdir)
-    result = train.train_and_evaluate(config, workdir)
-  else:
+    train.train_and_evaluate(config, workdir)
+    result = _test_record(workdir)
+  elif result is not None:
     logging.info("reuse %s (finished)", workdir)
-  values = {}
-  for m in metrics:
-    v = result.get(m.key)
-    values[m.label] = NAN if v is None else float(v) * m.scale
-  return values, ""
+  if result is not None:
+    per = {m.label: [v * m.scale for v in _per_seed(result, m.key, n)] for m in metrics}
+    return [SeedResult({label: vs[i] for label, vs in per.items()}) for i in range(n)]
+  # Not finished and not trained here: how far it got (the last evaluation), or pending.
+  evals = ([r for r in metrics_io.read_metrics(workdir) if r.get("split") == "eval"]
+           if os.path.exists(os.path.join(workdir, "metrics.jsonl")) else [])
+  if not evals:
+    return [SeedResult({m.label: NAN for m in metrics}, "not started", "pending")
+            for _ in range(n)]
+  last = evals[-1]
+  running = workdir_lib.holder(workdir)
+  where = (f"{'running' if running else 'stopped'} at step {last['step']} of "
+           f"{config.train.steps}")
+  per = {m.label: [v * m.scale for v in _per_seed(last, m.key, n)] for m in metrics}
+  return [SeedResult({label: vs[i] for label, vs in per.items()}, where, "partial")
+          for i in range(n)]
 
 
-def _protocol_run(config, workdir, run):
-  """`run(protocol, writer)`'s result, cached in WORKDIR/protocol.json (without the history)."""
+def _protocol(config, workdir, mode, train_now):
+  """The TPTT protocol's result in `workdir` (experiments.tptt_protocol's resumable run: per-T
+  files for a curriculum, protocol.json when finished), or None when not finished and
+  `train_now` is False."""
   path = os.path.join(workdir, "protocol.json")
   if os.path.exists(path):
     logging.info("reuse %s (finished)", workdir)
-    with open(path, encoding="utf-8") as f:
-      return json.load(f)
-  protocol = tptt_protocol.protocol_from_config(config)
-  os.makedirs(workdir, exist_ok=True)
-  metrics_file = os.path.join(workdir, "metrics.jsonl")
-  if os.path.exists(metrics_file):  # an interrupted protocol run starts again
-    os.remove(metrics_file)
-  result = run(protocol, metrics_io.MetricsWriter(workdir))
-  result = _without_history(result)
-  metrics_io.write_json(path, result)
-  return result
+    return workdir_lib.read_json(path)
+  if not train_now:
+    return None
+  result, runs, _ = protocol_workdir.run(config, workdir, mode)
+  return {**_without_history(result), "runs": [_without_history(r) for r in runs]}
 
 
 def _without_history(result: dict) -> dict:
@@ -108,30 +178,52 @@ def _not_solved(run: dict) -> str:
   return f"stopped at iteration {run['stopped_at']} ({run['reason']})"
 
 
-def run_t_max(config, metrics, workdir):
+def _unfinished(workdir: str, metrics) -> SeedResult:
+  """A protocol run that is not finished: pending, or (curriculum) the lengths it solved so far."""
+  runs_dir = os.path.join(workdir, protocol_workdir.RUNS_DIR)
+  done = protocol_workdir.finished_lengths(runs_dir)
+  running = workdir_lib.holder(workdir) if os.path.isdir(workdir) else None
+  if not done:
+    return SeedResult({m.label: NAN for m in metrics},
+                      "running" if running else "not started", "partial" if running else "pending")
+  solved = [r["length"] for r in done if r["solved"]]
+  step = done[-1]["length"] + (done[1]["length"] - done[0]["length"] if len(done) > 1
+                               else done[-1]["length"])
+  return SeedResult({metrics[0].label: float(max(solved)) if solved else NAN},
+                    f"{'running' if running else 'stopped'} at T={step}", "partial")
+
+
+def run_t_max(config, metrics, workdir, train_now=True):
   """Table 1: T = start, start + step, ... while solved; the largest T solved."""
-  result = _protocol_run(config, workdir, lambda p, w: tptt_protocol.curriculum(config, p, w))
+  result = _protocol(config, workdir, "curriculum", train_now)
+  if result is None:
+    return _unfinished(workdir, metrics)
   last = result["runs"][-1]
   detail = (f"solved up to the largest T tried ({result['t_max']})" if last["solved"]
             else f"failed at T={last['length']}")
-  return {metrics[0].label: float(result["t_max"])}, detail
+  return SeedResult({metrics[0].label: float(result["t_max"])}, detail)
 
 
-def run_iters(config, metrics, workdir):
+def run_iters(config, metrics, workdir, train_now=True):
   """Table 2: the iterations to solve at `task.length` (NaN when not solved)."""
-  run = _protocol_run(config, workdir, lambda p, w: tptt_protocol.train_until_solved(
-      config, p, config.task.length, writer=w))
+  run = _protocol(config, workdir, "single", train_now)
+  if run is None:
+    return _unfinished(workdir, metrics)
+  run = run["runs"][0] if "runs" in run else run
   if not run["solved"]:
-    return {metrics[0].label: NAN}, _not_solved(run)
-  return {metrics[0].label: float(run["iterations"])}, ""
+    return SeedResult({metrics[0].label: NAN}, _not_solved(run))
+  return SeedResult({metrics[0].label: float(run["iterations"])})
 
 
-def run_generalisation(config, metrics, workdir):
+def run_generalisation(config, metrics, workdir, train_now=True):
   """Table 4: accuracy at `protocol.test_length` after training at `protocol.train_length`."""
-  run = _protocol_run(config, workdir, lambda p, w: tptt_protocol.generalisation(config, p, w))
+  run = _protocol(config, workdir, "generalisation", train_now)
+  if run is None:
+    return _unfinished(workdir, metrics)
+  run = run["runs"][0] if "runs" in run else run
   m = metrics[0]
-  return {m.label: float(run["test_accuracy"]) * m.scale}, "" if run["solved"] else (
-      _not_solved(run))
+  return SeedResult({m.label: float(run["test_accuracy"]) * m.scale},
+                    "" if run["solved"] else _not_solved(run))
 
 
 RUN_KINDS = {"final": run_final, "t_max": run_t_max, "iters": run_iters,
@@ -143,20 +235,38 @@ RUN_KINDS = {"final": run_final, "t_max": run_t_max, "iters": run_iters,
 
 
 def run_cell(table: tables.Table, row: tables.Row, setting: tables.Setting, preset: str,
-             run_dir: str) -> TableCell:
-  """All seeds of one (row, setting); never raises for a row that cannot run."""
+             run_dir: str, selection: Selection = EVERYTHING) -> TableCell:
+  """All seeds of one (row, setting); never raises for a row that cannot run.
+
+  A generic-trainer cell ("final") trains its seeds as one vmapped run (`num_seeds`) in
+  RUN_DIR/seeds (RUN_DIR/seed0 with one seed); a protocol cell runs one protocol per seed in
+  RUN_DIR/seed<k>. Runs that `selection` does not train are read back (finished, partial or
+  pending); a run another process owns is reported as running.
+  """
   if row.learner is None:
     return TableCell("not in tca-jax")
   if row.learner not in learners.names():
     return TableCell("not available yet")
   run = RUN_KINDS[table.kind]
+  n = table.num_seeds(preset)
   cell = TableCell("ok", {m.label: [] for m in setting.metrics})
-  for seed in range(table.num_seeds(preset)):
+  if table.kind == "final":
+    jobs = [(tuple(range(n)), os.path.join(run_dir, "seeds" if n > 1 else "seed0"))]
+  else:
+    jobs = [((seed,), os.path.join(run_dir, f"seed{seed}")) for seed in range(n)]
+  for seeds, workdir in jobs:
     try:
-      config = tables.config_for(row, setting, seed)
+      config = tables.config_for(row, setting, seeds[0])
+      if len(seeds) > 1:
+        config.num_seeds = len(seeds)
       config_lib.build(config)  # ConfigError before anything is written
-      workdir = os.path.join(run_dir, f"seed{seed}")
-      values, detail = run(config, setting.metrics, workdir)
+      train_now = selection.trains(row, setting, None if len(seeds) > 1 else seeds[0])
+      try:
+        results = run(config, setting.metrics, workdir, train_now)
+      except workdir_lib.WorkdirBusy:
+        results = run(config, setting.metrics, workdir, False)
+    except workdir_lib.WorkdirBusy as e:
+      return TableCell("error: " + str(e))
     except ConfigError as e:
       return TableCell(f"n/a: {e}")
     except Exception as e:  # pylint: disable=broad-except
@@ -164,42 +274,58 @@ def run_cell(table: tables.Table, row: tables.Row, setting: tables.Setting, pres
       logging.warning("%s / %s failed: %s", row.label, setting.label, e)
       return TableCell("error: " + str(e).splitlines()[0][:200] if str(e) else
                        type(e).__name__)
-    cell.workdirs.append(workdir)
-    cell.detail = detail or cell.detail
-    for label, v in values.items():
-      cell.values[label].append(v)
+    for result in (results if isinstance(results, list) else [results]):
+      cell.workdirs.append(workdir)
+      cell.seeds.append(result)
+      cell.detail = result.detail or cell.detail
+      for label, v in result.values.items():
+        cell.values[label].append(v)
   return cell
 
 
-def run_table(table: tables.Table, preset: str, out_dir: str = "results") -> dict:
-  """Runs every (row, setting), writes NAME.csv, NAME.md and NAME_<setting>.png in `out_dir`.
+def _write_atomic(path: str, text: str) -> None:
+  """Several processes may write one table (each its own selection): the last complete one wins."""
+  tmp = f"{path}.{os.getpid()}.tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+def run_table(table: tables.Table, preset: str, out_dir: str = "results",
+              selection: Selection = EVERYTHING) -> dict:
+  """Runs the (row, setting, seed) runs `selection` picks, reads the others back, and writes
+  STEM.csv, STEM.md and STEM_<setting>.png in `out_dir` (STEM = `table.stem(preset)`; the runs
+  live in OUT_DIR/STEM/<row>/<setting>/).
 
   Returns:
     {"cells": {(row label, setting paper label): TableCell}, "csv": path, "md": path,
      "figures": [...], "seconds": float}.
   """
-  if preset not in tables.PRESETS:
-    raise ValueError(f"--preset={preset!r}; allowed: {', '.join(tables.PRESETS)}")
+  if preset not in table.presets:
+    raise ValueError(f"--preset={preset!r} for table {table.name!r}; allowed: "
+                     f"{', '.join(table.presets)}")
   if table.kind not in RUN_KINDS:
     raise ValueError(f"table {table.name!r}: kind={table.kind!r}; allowed: "
                      f"{', '.join(RUN_KINDS)}")
+  selection.check(table, preset)
   if preset == "local":
     logging.info("REDUCED RUN (preset local): %s", table.note("local"))
   start = time.time()
   settings = table.settings(preset)
+  stem = table.stem(preset)
   cells = {}
   for row in table.rows:
     for setting in settings:
-      run_dir = os.path.join(out_dir, table.name, render.slug(row.label),
-                           render.slug(setting.label))
+      run_dir = os.path.join(out_dir, stem, render.slug(row.label), render.slug(setting.label))
       logging.info("%s: %s / %s", table.name, row.label, setting.label)
-      cells[(row.label, setting.paper)] = run_cell(table, row, setting, preset, run_dir)
+      cells[(row.label, setting.paper)] = run_cell(table, row, setting, preset, run_dir,
+                                                   selection)
   os.makedirs(out_dir, exist_ok=True)
-  csv_path = render.write_csv(table, preset, settings, cells,
-                              os.path.join(out_dir, f"{table.name}.csv"))
+  csv_path = os.path.join(out_dir, f"{stem}.csv")
+  _write_atomic(csv_path, render.csv_text(table, preset, settings, cells))
   seconds = time.time() - start
-  md_path = os.path.join(out_dir, f"{table.name}.md")
-  with open(md_path, "w", encoding="utf-8") as f:
-    f.write(render.markdown(table, preset, settings, cells))
-  figures = render.write_figures(table, settings, cells, out_dir) if table.kind == "final" else []
+  md_path = os.path.join(out_dir, f"{stem}.md")
+  _write_atomic(md_path, render.markdown(table, preset, settings, cells))
+  figures = (render.write_figures(table, settings, cells, out_dir, stem)
+             if table.kind == "final" else [])
   return {"cells": cells, "csv": csv_path, "md": md_path, "figures": figures, "seconds": seconds}

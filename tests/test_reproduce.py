@@ -58,7 +58,8 @@ TINY = rp.Table(
 
 def test_paper_numbers_name_existing_columns():
   for table in rp.TABLES.values():
-    for preset in rp.PRESETS:
+    assert set(table.presets) <= set(rp.PRESETS), table.name
+    for preset in table.presets:
       settings = table.settings(preset)
       labels = {s.paper for s in settings}
       assert len(labels) == len(settings), table.name
@@ -143,7 +144,7 @@ def test_iters_kind_runs_the_protocol(tmp_path):
   # 4 iterations of an SRN(8) never reach no mistake in 16 temporal-order samples.
   assert cell.status == "ok" and cell.detail == "not solved in 4 iterations", cell
   saved = json.loads((tmp_path / "seed0" / "protocol.json").read_text())
-  assert saved["reason"] == "max_iters" and "history" not in saved
+  assert saved["runs"][0]["reason"] == "max_iters" and "history" not in saved["runs"][0]
   records = [json.loads(l) for l in (tmp_path / "seed0" / "metrics.jsonl").read_text().splitlines()]
   assert [r["iteration"] for r in records] == [2, 4] and "val_error" in records[0]
   assert render.format_cell(cell, setting.metrics[0], 10) == "not solved in 4 iterations (10)"
@@ -184,9 +185,14 @@ def test_t_max_cells_say_where_the_curriculum_stopped():
   assert [s.paper for s in rp.TPTT_GENERALISATION.settings("full")] == [
       "temporal order", "3-bit temporal order", "adding", "random permutation"]
   # The protocol tables run the paper's protocol, with its constants in the full preset.
-  config = rp.config_for(rp.TPTT_TMAX.rows[1], rp.TPTT_TMAX.settings("full")[0], 0)
+  config = rp.config_for(rp.TPTT_TMAX.rows[1], rp.TPTT_TMAX.settings("paper")[0], 0)
   assert (config.learner.name, config.protocol.target_error, config.protocol.max_iters) == (
       "tptt", 1e-4, 100_000)
+  # The full preset: the same protocol at 20,000 iterations per T, three seeds.
+  config = rp.config_for(rp.TPTT_TMAX.rows[1], rp.TPTT_TMAX.settings("full")[0], 2)
+  assert (config.protocol.target_error, config.protocol.max_iters, config.seed) == (
+      1e-4, 20_000, 2)
+  assert rp.TPTT_TMAX.num_seeds("full") == 3 and rp.TPTT_TMAX.stem("paper") == "tptt_tmax_paper"
   local = rp.config_for(rp.TPTT_TMAX.rows[0], rp.TPTT_TMAX.settings("local")[0], 0)
   assert (local.learner.name, local.protocol.max_length, local.protocol.max_iters) == (
       "bptt", 20, 300)

@@ -15,7 +15,8 @@ from tca_jax.launch.sweep import PACKAGE_ROOT
 def _runs(tmp_path):
   runs = str(tmp_path / "runs")
   out = str(tmp_path / "out.txt")
-  todo = [sys.executable, "-c", f"open({out!r}, 'w').write('resumed')"]
+  # Exits 3 without a test record: a crash, so unfinished again afterwards.
+  todo = [sys.executable, "-c", f"open({out!r}, 'w').write('resumed'); raise SystemExit(3)"]
   for name in ("done", "alive", "todo", "protocol"):
     resume.register(runs, name, todo if name == "todo" else ["true", name])
   with open(os.path.join(runs, "done", "metrics.jsonl"), "w", encoding="utf-8") as f:
@@ -49,8 +50,21 @@ def test_scan_dry_run_and_restart(tmp_path):
   with open(out, encoding="utf-8") as f:
     assert f.read() == "resumed"
   assert "# started" in open(os.path.join(runs, "todo", "log.txt"), encoding="utf-8").read()
-  # It wrote no test record, so it is unfinished again (a real run resumes from its checkpoint).
+  # It wrote no test record and exited 3, so it is unfinished again (a real run resumes from
+  # its checkpoint).
   assert resume.status(os.path.join(runs, "todo")) == "unfinished"
+  with open(os.path.join(runs, "todo", resume.EXIT_FILE), encoding="utf-8") as f:
+    assert f.read().strip() == "3"
+
+
+def test_a_command_that_exits_0_is_finished(tmp_path):
+  # A table reproduction keeps its results elsewhere: its clean exit is what says it is done.
+  runs = str(tmp_path / "runs")
+  resume.register(runs, "table", ["true"])
+  (run,) = resume.scan(runs)
+  pid = resume.start(run)
+  os.waitpid(pid, 0)
+  assert resume.status(run.workdir) == "finished"
 
 
 def test_register_checks():

@@ -7,6 +7,8 @@ does. `scan` classifies every registered run:
 
 * "finished": a `test` record is in its `metrics.jsonl` (the trainer's last write,
   `sweep.is_finished`), or the run wrote `protocol.json` (the TPTT protocol's last write);
+* "finished" also: the command ended by itself with exit status 0 (RUNS_DIR/<name>/exit_code; a
+  table reproduction, whose results live elsewhere, ends this way);
 * "running": the process id in its `pid` file is alive (started by `start` on this machine);
 * "unfinished": everything else (killed with its session, crashed, never started).
 
@@ -28,6 +30,7 @@ from typing import Sequence
 from tca_jax.launch import sweep
 
 MANIFEST = "launch.json"
+EXIT_FILE = "exit_code"  # the command's exit status, written when it ends by itself
 PID_FILE = "pid"
 STATUSES = ("finished", "running", "unfinished")
 
@@ -86,9 +89,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _exited_cleanly(workdir: str) -> bool:
+  try:
+    with open(os.path.join(workdir, EXIT_FILE), encoding="utf-8") as f:
+      return f.read().strip() == "0"
+  except OSError:
+    return False
+
+
 def status(workdir: str) -> str:
   """"finished", "running" or "unfinished" (see the module docstring)."""
-  if sweep.is_finished(workdir) or os.path.exists(os.path.join(workdir, "protocol.json")):
+  if (sweep.is_finished(workdir) or os.path.exists(os.path.join(workdir, "protocol.json"))
+      or _exited_cleanly(workdir)):
     return "finished"
   pid_path = os.path.join(workdir, PID_FILE)
   if os.path.exists(pid_path):
@@ -130,7 +142,13 @@ def start(run: RunInfo, env: dict | None = None) -> int:
     log.write(f"\n# started {time.strftime('%Y-%m-%d %H:%M:%S')}: "
               f"{' '.join(run.command)}\n".encode())
     log.flush()
-    proc = subprocess.Popen(list(run.command), cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+    exit_file = os.path.join(run.workdir, EXIT_FILE)
+    if os.path.exists(exit_file):
+      os.remove(exit_file)
+    # A shell around the command records its exit status (0: finished) unless the whole process
+    # group is killed, which leaves the run unfinished, as it is.
+    wrapped = ["sh", "-c", f'"$@"; echo $? > "{exit_file}"', "sh", *run.command]
+    proc = subprocess.Popen(wrapped, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, env=child_env, start_new_session=True)
   with open(os.path.join(run.workdir, PID_FILE), "w", encoding="utf-8") as f:
     f.write(str(proc.pid))
