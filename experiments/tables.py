@@ -86,7 +86,7 @@ class Table:
 
   def num_seeds(self, preset: str) -> int:
     seeds = dict(self.seeds)
-    return seeds.get(preset, seeds["full"])
+    return seeds[preset] if preset in seeds else seeds["full"]
 
   def stem(self, preset: str) -> str:
     """The name of the table's files and run folder: NAME (full preset) or NAME_PRESET."""

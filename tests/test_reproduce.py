@@ -4,6 +4,7 @@ paper's numbers, figures, "not available yet" rows, finished runs reused), and t
 tables run the TPTT protocol (`tca_jax.tptt_protocol`)."""
 
 import csv
+import dataclasses
 import json
 import os
 
@@ -216,3 +217,45 @@ def test_a_table_of_our_own_renders_without_paper_numbers():
   md = render.markdown(table, "local", settings, cells)
   assert "| BPTT | 97.5 |" in md and "no paper behind this table" in md
   assert "Reduced run" not in md
+
+
+def test_a_selection_trains_its_seeds_and_reads_the_others_back(tmp_path):
+  # Two processes fill one protocol table: this one trains seed 0 only, seed 1 stays pending.
+  metric = rp.Metric("iterations", "iters")
+  table = dataclasses.replace(_protocol_table("iters", metric), seeds=(("local", 2),))
+  selection = runner.Selection(seeds=frozenset({0}))
+  result = runner.run_table(table, "local", str(tmp_path), selection)
+  cell = result["cells"][("BPTT", "T=100")]
+  assert [r.state for r in cell.seeds] == ["done", "pending"]
+  assert (tmp_path / "tiny_iters_local" / "bptt" / "t_10" / "seed0" / "protocol.json").exists()
+  assert not (tmp_path / "tiny_iters_local" / "bptt" / "t_10" / "seed1").exists()
+  md = open(result["md"]).read()
+  assert "In progress: 1 cell(s)" in md and "1 of 2 seeds finished" in md
+  rows = list(csv.DictReader(open(result["csv"])))
+  assert [r["state"] for r in rows] == ["done", "pending"]
+  # Render only: nothing is trained, the same table comes back.
+  again = runner.run_table(table, "local", str(tmp_path), runner.Selection(train=False))
+  assert [r.state for r in again["cells"][("BPTT", "T=100")].seeds] == ["done", "pending"]
+  with pytest.raises(ValueError, match="--rows=nope is not in table 'tiny_iters'; allowed: bptt"):
+    runner.Selection(rows=frozenset({"nope"})).check(table, "local")
+  with pytest.raises(ValueError, match="--seeds=5 .* allowed: 0, 1"):
+    runner.Selection(seeds=frozenset({5})).check(table, "local")
+
+
+def test_an_unfinished_curriculum_is_a_lower_bound_that_says_where_it_stands(tmp_path):
+  table = dataclasses.replace(_protocol_table("t_max", rp.Metric("t_max", "t_max", 1.0, ".0f")),
+                              seeds=(("local", 2),))
+  runs = tmp_path / "seed1" / "protocol_runs"
+  runs.mkdir(parents=True)
+  for t in (10, 20):
+    (runs / f"T{t:05d}.json").write_text(json.dumps({"length": t, "solved": True}))
+  (tmp_path / "seed0").mkdir()
+  (tmp_path / "seed0" / "protocol.json").write_text(json.dumps(
+      {"t_max": 10, "runs": [{"length": 10, "solved": True}, {"length": 20, "solved": False}]}))
+  setting = table.settings("local")[0]
+  cell = runner.run_cell(table, table.rows[0], setting, "local", str(tmp_path),
+                         runner.Selection(train=False))
+  assert [r.state for r in cell.seeds] == ["done", "partial"]
+  assert cell.seeds[1].values == {"t_max": 20.0} and cell.seeds[1].detail == "stopped at T=30"
+  assert render.format_cell(cell, setting.metrics[0], 120) == (
+      "10 [seeds: 10, >= 20 (stopped at T=30)] (120)")
