@@ -185,7 +185,7 @@ def write_figures(table, settings, cells, out_dir, stem=None):
     fig.suptitle(f"{table.name}: {s.label}" + (f" (paper: {s.paper})" if s.label != s.paper
                                                   else ""))
     fig.tight_layout()
-    path = os.path.join(out_dir, f"{stem}_{slug(s.label)}.png")
+    path = os.path.join(out_dir, f"{stem}_{slug(s.paper)}.png")
     fig.savefig(path, dpi=100)
     paths.append(path)
   return paths

@@ -11,10 +11,13 @@ writes the whole table as far as it is finished; each run's workdir is owned by 
 
 Tables: sab_copy (SAB Table 2), sab_adding and sab_lm (Table 3), sab_ablation (Table 4),
 sab_image (Table 5), sab_transfer (Table 6), tptt_tmax (TPTT Table 1), tptt_iters (Table 2),
-tptt_generalisation (Table 4); aliases sab_table2 ... tptt_table4. `--preset=local` is a reduced
-run for a CPU (shorter sequences, smaller models, few steps, one seed) and says so; `full` uses
-the papers' settings. Writes OUT_DIR/NAME.csv, OUT_DIR/NAME.md and OUT_DIR/NAME_<column>.png;
-runs live in OUT_DIR/NAME/<row>/<column>/seed<k> and finished ones are not trained again.
+tptt_noise (Table 3), tptt_generalisation (Table 4); aliases sab_table2 ... tptt_table4.
+`--preset=local` is a reduced run for a CPU (shorter sequences, smaller models, few steps, one
+seed) and says so; `full` uses the papers' settings (the TPTT tables at 20,000 iterations per T;
+`paper`: the paper's 100,000). Writes OUT_DIR/STEM.csv, OUT_DIR/STEM.md and
+OUT_DIR/STEM_<column>.png (STEM = NAME for `full`, NAME_PRESET otherwise); runs live in
+OUT_DIR/STEM/<row>/<column>/ (`seeds`: a generic-trainer cell's seeds as one vmapped run;
+`seed<k>`: one protocol run per seed) and finished ones are not trained again.
 """
 
 import os

@@ -2,8 +2,10 @@
 
     result = run_table(tables.SAB_COPY, preset="local", out_dir="results")
 
-writes `results/NAME.csv`, `results/NAME.md` and figures (`experiments.render`). Runs live in
-`results/NAME/<row>/<column>/seed<k>`; a finished run is read back instead of trained again
+writes `results/STEM.csv`, `results/STEM.md` and figures (`experiments.render`; STEM = NAME for
+the full preset, NAME_PRESET otherwise). Runs live in `results/STEM/<row>/<column>/` (`seeds`: the
+cell's seeds as one vmapped run of the generic trainer; `seed<k>`: one protocol run per seed;
+<column> is the paper's column label); a finished run is read back instead of trained again
 (the generic trainer's `test` record, or the protocol's `protocol.json`), so an interrupted
 reproduction continues where it stopped.
 
@@ -316,7 +318,7 @@ def run_table(table: tables.Table, preset: str, out_dir: str = "results",
   cells = {}
   for row in table.rows:
     for setting in settings:
-      run_dir = os.path.join(out_dir, stem, render.slug(row.label), render.slug(setting.label))
+      run_dir = os.path.join(out_dir, stem, render.slug(row.label), render.slug(setting.paper))
       logging.info("%s: %s / %s", table.name, row.label, setting.label)
       cells[(row.label, setting.paper)] = run_cell(table, row, setting, preset, run_dir,
                                                    selection)

@@ -529,11 +529,73 @@ TPTT_GENERALISATION = Table(
            ("local", "Local preset: trained at T=10 for 300 iterations, tested at T=20."),),
 )
 
+# TPTT Table 3: adding at T = 70, 80, 90, TPTT with the best rates of the paper's grid search per
+# T, without and with the G-phase noise of sec. 3.1.2 (its epsilon: the std of the noise on h_{t-1}).
+_TPTT_NOISE_RATES = {70: (0.1, 0.01, 0.01), 80: (0.1, 0.01, 0.001), 90: (0.1, 0.01, 0.01)}
+_TPTT_NOISE_SIGMA = {70: 0.1, 80: 0.005, 90: 0.006}
+
+
+def _tptt_noise_settings(preset: str):
+  """One column per T: tptt.py's adding preset with Table 3's rates and epsilon for that T,
+  trained at T (until solved or the budget) and tested at T."""
+  def make(t):
+    def config():
+      c = tptt.get_config("adding")
+      length = 10 if preset == "local" else t
+      c.task.length = length
+      c.protocol.train_length = c.protocol.test_length = length
+      c.learner.alpha_i, c.learner.alpha_f, c.learner.alpha_g = _TPTT_NOISE_RATES[t]
+      c.train.learning_rate = c.learner.alpha_f
+      c.learner.sigma = _TPTT_NOISE_SIGMA[t]  # the noise row; the other row sets 0
+      if preset == "local":
+        c.protocol.update(TPTT_LOCAL_PROTOCOL)
+      elif preset == "full":
+        c.protocol.max_iters = TPTT_FULL_MAX_ITERS
+      return c
+    return Setting(f"T={t}", f"T={t}" if preset != "local" else "T=10", config,
+                   (_ACC2,))
+  return [make(t) for t in _TPTT_NOISE_RATES]
+
+
+def _no_noise(c):
+  c.learner.sigma = 0.0
+
+
+def _with_noise(c):
+  del c  # the column's epsilon (_TPTT_NOISE_SIGMA) stays
+
+
+TPTT_NOISE = Table(
+    name="tptt_noise",
+    title="TPTT Table 3: adding, accuracy (%) without and with noise injection in the G-phase",
+    source="Manchev & Spratling 2020 (TPTT), Table 3",
+    rows=(
+        _row("TPTT, no noise (epsilon = 0)", _no_noise, {
+            ("T=70", "acc."): 82.67, ("T=80", "acc."): 99.09, ("T=90", "acc."): 92.74},
+            learner="tptt"),
+        _row("TPTT, noise injection (epsilon = 0.1 / 0.005 / 0.006)", _with_noise, {
+            ("T=70", "acc."): 94.99, ("T=80", "acc."): 99.59, ("T=90", "acc."): 96.52},
+            learner="tptt"),
+    ),
+    settings=_tptt_noise_settings,
+    kind="generalisation",
+    seeds=(("local", 1), ("full", 3), ("paper", 3)),
+    presets=("local", "full", "paper"),
+    notes=(("all", "The paper's protocol (`tca_jax.tptt_protocol.generalisation` with train T = "
+            "test T): trained at T until solved or the budget, then the accuracy (|error| < 0.04, "
+            "the text's criterion) on 10,000 fresh sequences. Rates per T from Table 3 "
+            "(alpha_i, alpha_f, alpha_g = 0.1, 0.01, 0.01 / 0.1, 0.01, 0.001 / 0.1, 0.01, 0.01); "
+            "epsilon is the standard deviation of the noise added to h_{t-1} in the G-phase."),
+           ("full", "At most 20,000 training iterations (the paper: 100,000, `--preset=paper`)."),
+           ("local", "Local preset: trained at T=10 for 300 iterations, tested at T=10."),),
+)
+
 TABLES = {t.name: t for t in (SAB_COPY, SAB_ADDING, SAB_LM, SAB_ABLATION, SAB_IMAGE,
-                              SAB_TRANSFER, TPTT_TMAX, TPTT_ITERS, TPTT_GENERALISATION)}
+                              SAB_TRANSFER, TPTT_TMAX, TPTT_ITERS, TPTT_NOISE,
+                              TPTT_GENERALISATION)}
 ALIASES = {"sab_table2": "sab_copy", "sab_table3": "sab_adding", "sab_table3_lm": "sab_lm",
            "sab_table4": "sab_ablation", "sab_table5": "sab_image", "sab_table6": "sab_transfer",
-           "tptt_table1": "tptt_tmax", "tptt_table2": "tptt_iters",
+           "tptt_table1": "tptt_tmax", "tptt_table2": "tptt_iters", "tptt_table3": "tptt_noise",
            "tptt_table4": "tptt_generalisation"}
 
 

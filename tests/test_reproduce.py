@@ -227,8 +227,8 @@ def test_a_selection_trains_its_seeds_and_reads_the_others_back(tmp_path):
   result = runner.run_table(table, "local", str(tmp_path), selection)
   cell = result["cells"][("BPTT", "T=100")]
   assert [r.state for r in cell.seeds] == ["done", "pending"]
-  assert (tmp_path / "tiny_iters_local" / "bptt" / "t_10" / "seed0" / "protocol.json").exists()
-  assert not (tmp_path / "tiny_iters_local" / "bptt" / "t_10" / "seed1").exists()
+  assert (tmp_path / "tiny_iters_local" / "bptt" / "t_100" / "seed0" / "protocol.json").exists()
+  assert not (tmp_path / "tiny_iters_local" / "bptt" / "t_100" / "seed1").exists()
   md = open(result["md"]).read()
   assert "In progress: 1 cell(s)" in md and "1 of 2 seeds finished" in md
   rows = list(csv.DictReader(open(result["csv"])))
