@@ -209,7 +209,9 @@ def _summary(metrics, num_seeds: int, diverged=None):
       live = v if diverged is None else v[~diverged]
       if diverged is not None:
         v = np.where(diverged, np.nan, v)
-      out[k], out[f"{k}_std"], out[f"{k}_seeds"] = float(live.mean()), float(live.std()), v.tolist()
+      with np.errstate(invalid="ignore"):  # an inf among the seeds: the sd is NaN (null), quietly
+        out[k], out[f"{k}_std"] = float(live.mean()), float(live.std())
+      out[f"{k}_seeds"] = v.tolist()
     else:
       out[k] = float(v)
   return out
