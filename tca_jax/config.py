@@ -27,6 +27,7 @@ from tca_jax.registry import ConfigError, check_choice, check_positive
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
+ON_NAN = ("stop", "freeze_seed")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -126,6 +127,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 500  # orbax checkpoints in DIR/checkpoints; 0 disables them
   c.train.tensorboard = True  # TensorBoard event files beside metrics.jsonl (tensorboardX)
   c.train.data_parallel = True  # shard the batch over all devices when there are several
+  # What a NaN/inf loss or update does: None or "stop" (stop, naming the step and seed; the last
+  # good checkpoint is kept) | "freeze_seed" (num_seeds > 1: that seed keeps its last finite
+  # state, is recorded once and reported as NaN; the others train on; stop when all diverged).
+  # A placeholder rather than "stop" so that workdirs written before the field stay resumable.
+  c.train.on_nan = placeholder(str)
 
   c.num_seeds = 1  # > 1: that many independent runs (seed, seed + 1, ...) in one vmapped step
   c.distributed = ml_collections.ConfigDict()
@@ -187,6 +193,8 @@ def _check_train(t) -> None:
   _check_number(t.clip_norm, "train.clip_norm", 0.0, what=" (0 disables clipping)")
   for field in ("eval_every", "diag_every", "eval_batches", "test_batches", "checkpoint_every"):
     _check_int(t[field], f"train.{field}", 0, " (0 disables it)")
+  if t.get("on_nan") is not None:
+    check_choice(t.on_nan, "train.on_nan", ON_NAN)
   if not isinstance(t.get("data_parallel", True), bool):
     raise ConfigError(f"train.data_parallel={t.data_parallel!r} must be True or False")
 

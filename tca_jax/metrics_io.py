@@ -101,6 +101,8 @@ class TensorBoardWriter:
 
   def _scalars(self, record):
     split, step = record["split"], record["step"]
+    if split == "event":  # `{"seed": 1, "event": "diverged"}`: no scalar to plot
+      return
     for name, value in record.items():
       if name in ("step", "split") or isinstance(value, bool):
         continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import math
 import signal
 import threading
 import time
@@ -101,8 +102,11 @@ def make_train_step(setup: config_lib.Setup, optimizer, num_seeds: int = 1,
     metrics["learner_loss"] = loss
     finite = jnp.isfinite(loss) & _all_finite((params, lparams))
     new = TrainState(state.step + 1, params, lparams, opt_state, lstate, state.bad_step)
-    # A non-finite step is not applied: the state stays at the last finite one.
-    kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state)
+    # A non-finite step is not applied, and neither is any step after it: the state stays at the
+    # last finite one. With seeds this is per seed (the step is vmapped), which is what lets
+    # `train.on_nan="freeze_seed"` train the other seeds on with no host round-trip per step.
+    ok = finite & (state.bad_step < 0)
+    kept = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)
     bad = jnp.where((state.bad_step < 0) & ~finite, state.step + 1, state.bad_step)
     return kept._replace(step=state.step + 1, bad_step=bad), metrics
 
@@ -192,13 +196,22 @@ class Preempted(RuntimeError):
   """SIGTERM arrived; a checkpoint was saved and the same command resumes the run."""
 
 
-def _summary(metrics, num_seeds: int):
-  """Floats for the log and metrics.jsonl; with seeds, the mean plus `_std` and `_seeds`."""
+def _summary(metrics, num_seeds: int, diverged=None):
+  """Floats for the log and metrics.jsonl; with seeds, the mean plus `_std` and `_seeds`.
+
+  `diverged` (`[seeds]` bool, `train.on_nan="freeze_seed"`): those seeds' values are reported as
+  NaN (null in metrics.jsonl) and left out of the mean and standard deviation.
+  """
   out = {}
   for k, v in metrics.items():
     v = np.asarray(v, dtype=np.float64)
     if num_seeds > 1:
-      out[k], out[f"{k}_std"], out[f"{k}_seeds"] = float(v.mean()), float(v.std()), v.tolist()
+      live = v if diverged is None else v[~diverged]
+      if diverged is not None:
+        v = np.where(diverged, np.nan, v)
+      with np.errstate(invalid="ignore"):  # an inf among the seeds: the sd is NaN (null), quietly
+        out[k], out[f"{k}_std"] = float(live.mean()), float(live.std())
+      out[f"{k}_seeds"] = v.tolist()
     else:
       out[k] = float(v)
   return out
@@ -237,7 +250,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   Raises:
     ConfigError: a config field is invalid (raised before anything is compiled or written), or
       the workdir is owned by another process or holds another config.
-    NonFiniteError: the loss or the update became NaN/inf (the last good checkpoint is kept).
+    NonFiniteError: the loss or the update became NaN/inf (the last good checkpoint is kept); with
+      `train.on_nan="freeze_seed"` and seeds, only once every seed has (the others train on while
+      a diverged seed stays frozen at its last finite state, recorded as an `event` record).
     Preempted: SIGTERM arrived; a checkpoint was saved.
   """
   setup = config_lib.build(config)
@@ -267,6 +282,9 @@ class _Run:
     self.fold = jax.vmap(jax.random.fold_in, (0, None)) if seeds else jax.random.fold_in
     self.split = jax.vmap(jax.random.split) if seeds else jax.random.split
     self.checkpointer = None
+    self.on_nan = self.t.get("on_nan") or "stop"
+    # Seeds frozen after a NaN/inf (`train.on_nan="freeze_seed"`) and already recorded as such.
+    self.diverged = np.zeros(self.num_seeds, bool)
     self.eval_step = (make_dataset_eval_step(setup) if self.host_data
                       else make_eval_step(setup, self.t.eval_batch_size, self.num_seeds))
 
@@ -281,24 +299,46 @@ class _Run:
       self.writer.write(step, split, metrics)
 
   def evaluate(self, params, split, key, num_batches):
-    if self.host_data:
-      return evaluate_dataset(self.setup, self.eval_step, self.seed0(params), split,
-                              self.t.eval_batch_size, num_batches)
-    return _summary(evaluate(self.eval_step, params, key, num_batches), self.num_seeds)
+    if self.host_data:  # seed 0 only
+      metrics = evaluate_dataset(self.setup, self.eval_step, self.seed0(params), split,
+                                 self.t.eval_batch_size, num_batches)
+      return {k: math.nan for k in metrics} if self.diverged[0] else metrics
+    return _summary(evaluate(self.eval_step, params, key, num_batches), self.num_seeds,
+                    self.diverged if self.diverged.any() else None)
+
+  def resumed(self, state):
+    """Seeds the restored state holds frozen were recorded before its checkpoint was saved."""
+    self.diverged = np.asarray(state.bad_step).reshape(-1) >= 0
 
   def check_finite(self, state):
+    """Stops the run on a NaN/inf (`train.on_nan="stop"`, or when every seed has diverged);
+    with "freeze_seed", records each newly diverged seed once (its state stays frozen in the
+    jitted step) and lets the others train on."""
     bad = np.asarray(state.bad_step).reshape(-1)
-    if (bad >= 0).any():
-      t, ckpt = self.t, self.checkpointer
-      seed_note = (f" (seed {self.config.seed + int(np.argmax(bad >= 0))})"
-                   if self.num_seeds > 1 else "")
-      kept = (f"; the last good checkpoint (step {ckpt.latest_step()}) is kept"
-              if ckpt is not None and ckpt.latest_step() is not None else "")
-      raise NonFiniteError(
-          f"training stopped: the loss or the update of learner {self.setup.learner.name!r} "
-          f"became NaN/inf at step {int(bad[bad >= 0].min())}{seed_note}{kept}. Lower "
-          "train.learning_rate" + (f" or train.clip_norm={t.clip_norm}" if t.clip_norm
-                                   else " or set train.clip_norm (e.g. 1.0)") + ".")
+    if not (bad >= 0).any():
+      return
+    seeds = self.num_seeds > 1
+    if self.on_nan == "freeze_seed" and not (bad >= 0).all():
+      for i in np.flatnonzero((bad >= 0) & ~self.diverged):
+        seed = self.config.seed + int(i)
+        self.write(int(bad[i]), "event", {"seed": seed, "event": "diverged"})
+        logging.warning("seed %d: the loss or the update of learner %r became NaN/inf at step %d;"
+                        " its parameters and optimizer state stay frozen at step %d and its "
+                        "metrics are reported as NaN (train.on_nan='freeze_seed')", seed,
+                        self.setup.learner.name, int(bad[i]), int(bad[i]) - 1)
+      self.diverged = bad >= 0
+      return
+    t, ckpt = self.t, self.checkpointer
+    first = int(np.argmin(np.where(bad >= 0, bad, np.iinfo(bad.dtype).max)))
+    seed_note = f" (seed {self.config.seed + first})" if seeds else ""
+    every = " (every seed has diverged)" if seeds and self.on_nan == "freeze_seed" else ""
+    kept = (f"; the last good checkpoint (step {ckpt.latest_step()}) is kept"
+            if ckpt is not None and ckpt.latest_step() is not None else "")
+    raise NonFiniteError(
+        f"training stopped{every}: the loss or the update of learner "
+        f"{self.setup.learner.name!r} became NaN/inf at step {int(bad[first])}{seed_note}{kept}. "
+        "Lower train.learning_rate" + (f" or train.clip_norm={t.clip_norm}" if t.clip_norm
+                                       else " or set train.clip_norm (e.g. 1.0)") + ".")
 
   def preempted(self, step) -> Preempted:
     if self.checkpointer is None:
@@ -350,8 +390,8 @@ class LogAction(actions.PeriodicAction):
 
   def run(self, step, *, state, metrics, **_):
     r = self.r
-    metrics = _summary(metrics, r.num_seeds)
     r.check_finite(state)
+    metrics = _summary(metrics, r.num_seeds, r.diverged if r.diverged.any() else None)
     now = time.time()
     rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
     self.last_time, self.last_step = now, step
@@ -371,6 +411,7 @@ class EvalAction(actions.PeriodicAction):
 
   def run(self, step, *, state, **_):
     r, setup = self.r, self.r.setup
+    r.check_finite(state)  # a seed diverged since the last log is reported as NaN here too
     ev = r.evaluate(state.params, "validation", r.fold(r.eval_key, step), r.t.eval_batches)
     r.write(step, "eval", ev)
     logging.info("eval at step %d: %s", step, _format(ev))
@@ -393,7 +434,9 @@ class CheckpointAction(actions.PeriodicAction):
     return self.r.checkpointer is not None and (preempted or super().due(step))
 
   def run(self, step, *, state, **_):
-    self.r.check_finite(state)  # a checkpoint is only ever written from a run without a bad step
+    # A checkpoint is only ever written from a run without a bad step, or (train.on_nan=
+    # "freeze_seed") with its diverged seeds recorded and frozen at their last finite state.
+    self.r.check_finite(state)
     self.r.checkpointer.save(step, state)
 
 
@@ -419,6 +462,7 @@ def _initial_state(r: _Run, optimizer, mesh):
     restored_step, restored = r.checkpointer.restore_latest(state)
     if restored is not None:
       start_step, state = restored_step, restored
+      r.resumed(state)
   if r.chief:  # from a checkpoint: what the run had then; from scratch: none of an earlier try's
     checkpoint.truncate_records(paths.join(r.workdir, "metrics.jsonl"), start_step)
   return start_step, state

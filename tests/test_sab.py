@@ -160,6 +160,37 @@ def test_paper_credit_matches_hand_reference_with_constant_threshold(x64):
   assert float(jnp.max(jnp.abs(exact[2] - ref[2]))) > 1e-6  # the threshold's key differs
 
 
+def test_paper_credit_gain_to_the_state_grows_as_one_over_the_prominence(x64):
+  """The 3-seed T=100 NaN (docs/RESULTS.md), built small. k_top + 1 candidates whose raw weights
+  nearly tie (keys differing by eps in one attention unit, as when the other units' tanh saturate)
+  and whose values differ by O(1): the prominence sum_i relu(a_i - tau) is O(eps). Sec. 3.2's
+  credit (tau a constant) sends the summary's cotangent to the provisional state h^ with a gain
+  O(1 / eps): the selected raw weights' cotangents (g_i - g.w) / total reach h^ through the shared
+  query without tau's compensating term. The derivative ("exact") stays O(1), since the raw
+  weights' differences, not the weights, move with h^ (here O(eps)). Chained over mental updates, that gain
+  overflowed float32 (1e41 in float64) and tanh's VJP then made 0 * inf = NaN."""
+  k = 2
+  attn = SABLSTM(H, k_top=k).init(jax.random.PRNGKey(0), 3)["attn"]
+  r = jax.random.split(jax.random.PRNGKey(5), 2)
+  h_hat = jax.random.normal(r[0], (B, H))
+  mem = jax.random.normal(r[1], (B, k + 1, H))  # O(1) apart
+  valid = jnp.ones((B, k + 1), bool)
+  base = jnp.tile(jnp.linspace(-0.5, 0.5, H), (B, k + 1, 1))
+
+  def gain(credit, eps):
+    core = SABLSTM(H, k_top=k, sab_credit=credit)
+    keys = base.at[:, :, 0].add(eps * jnp.array([3.0, 2.0, 0.0]))  # descending raw weights
+    jac = jax.jacobian(lambda h: core.candidate_summary(attn, h, mem, keys, valid))(h_hat)
+    return float(jnp.max(jnp.abs(jac)))
+
+  epsilons = (1e-2, 1e-4, 1e-6)
+  paper = np.array([gain("paper", e) for e in epsilons])
+  exact = np.array([gain("exact", e) for e in epsilons])
+  np.testing.assert_allclose(paper * np.array(epsilons), paper[0] * epsilons[0], rtol=0.05)
+  assert paper[-1] > 1e5
+  assert exact.max() < 1e-2 and np.all(np.diff(exact) < 0)  # bounded (here it even vanishes)
+
+
 @pytest.mark.parametrize("credit", ["paper", "exact"])
 def test_gathered_summary_equals_sparsifier_op_path(x64, credit):
   core = SABLSTM(H, k_top=3, max_memories=9, sab_credit=credit)

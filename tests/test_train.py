@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -243,3 +244,133 @@ def test_seeds_in_parallel_match_sequential_runs(tmp_path):
   np.testing.assert_allclose(result["loss_seeds"], singles, rtol=1e-4)
   assert result["loss"] == pytest.approx(np.mean(singles), rel=1e-4)
   assert result["loss_std"] == pytest.approx(np.std(singles), rel=1e-3, abs=1e-6)
+
+
+# ------------------------------------------------------------------ train.on_nan="freeze_seed"
+
+
+class _Killed(RuntimeError):
+  pass
+
+
+_MAKE = train.make_train_step
+
+
+def _poisoned_make(monkeypatch, seed_index, at_step, states, crash_at=None):
+  """Patches `train.make_train_step`: seed `seed_index`'s inputs become NaN at step `at_step`
+  (its loss, the update and the new parameters are NaN), every state after a step is kept (host
+  copies) in `states`, and a `_Killed` error at step `crash_at` stands for a kill."""
+
+  def poisoning_make(*args, **kwargs):
+    step_fn = _MAKE(*args, **kwargs)
+
+    def step(state, batch, key):
+      step = int(np.asarray(state.step).reshape(-1)[0]) + 1
+      if step == crash_at:
+        raise _Killed(f"killed during step {crash_at}")
+      if seed_index is not None and step == at_step:
+        batch = batch._replace(inputs=batch.inputs.at[seed_index].multiply(np.nan))
+      state, metrics = step_fn(state, batch, key)
+      states.append(jax.device_get(state))
+      return state, metrics
+    return step
+
+  monkeypatch.setattr(train, "make_train_step", poisoning_make)
+
+
+def _seed(tree, i):
+  return jax.tree.map(lambda x: np.asarray(x)[i], tree)
+
+
+def _assert_trees_equal(a, b):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
+def freeze_config(**overrides):
+  c = tiny_config(train__on_nan="freeze_seed", train__checkpoint_every=2, **overrides)
+  c.num_seeds = 3
+  return c
+
+
+@pytest.fixture(scope="module")
+def freeze_runs(tmp_path_factory):
+  """Three seeds in float64, run without a NaN ("clean") and with seed 1's inputs NaN at step 4
+  ("poisoned"): `(dirs, clean states, poisoned states, (clean, poisoned) test results)`."""
+  root = tmp_path_factory.mktemp("freeze")
+  clean, poisoned = [], []
+  with jax.enable_x64(True), pytest.MonkeyPatch.context() as mp:
+    _poisoned_make(mp, None, None, clean)
+    reference = train.train_and_evaluate(freeze_config(), str(root / "clean"))
+    _poisoned_make(mp, 1, 4, poisoned)
+    result = train.train_and_evaluate(freeze_config(), str(root / "poisoned"))
+  return root, clean, poisoned, (reference, result)
+
+
+def test_freeze_seed_trains_the_other_seeds_on(freeze_runs):
+  from experiments import runner  # pylint: disable=g-import-not-at-top
+  root, clean, poisoned, (reference, result) = freeze_runs
+  assert jax.tree.leaves(poisoned[-1].params)[0].dtype == np.float64
+  np.testing.assert_array_equal(poisoned[-1].bad_step, [-1, 4, -1])
+  for i in (0, 2):  # the other seeds: exactly the run without the NaN
+    _assert_trees_equal(_seed(poisoned[-1].params, i), _seed(clean[-1].params, i))
+    _assert_trees_equal(_seed(poisoned[-1].opt_state, i), _seed(clean[-1].opt_state, i))
+  # The diverged seed: frozen at its last finite state, after step 3.
+  _assert_trees_equal(_seed(poisoned[-1].params, 1), _seed(clean[2].params, 1))
+  _assert_trees_equal(_seed(poisoned[-1].opt_state, 1), _seed(clean[2].opt_state, 1))
+  records = metrics_io.read_metrics(str(root / "poisoned"))
+  events = [r for r in records if r["split"] == "event"]
+  assert events == [{"step": 4, "split": "event", "seed": 1, "event": "diverged"}]
+  # Its metrics are NaN (null) from then on; the mean and sd are the other seeds'.
+  test = runner._test_record(str(root / "poisoned"))
+  last_train = [r for r in records if r["split"] == "train"][-1]
+  for rec in (test, last_train):
+    assert rec["loss_seeds"][1] is None and rec["accuracy_seeds"][1] is None
+    others = [rec["loss_seeds"][0], rec["loss_seeds"][2]]
+    assert rec["loss"] == pytest.approx(np.mean(others), rel=1e-12)
+    assert rec["loss_std"] == pytest.approx(np.std(others), rel=1e-12, abs=1e-15)
+  assert [test["loss_seeds"][i] for i in (0, 2)] == [reference["loss_seeds"][i] for i in (0, 2)]
+  assert result["loss"] == test["loss"] and np.isnan(result["loss_seeds"][1])
+  # Before the NaN, the records are the clean run's.
+  before = lambda rs: [r for r in rs if r["step"] < 4]
+  assert before(_records(root / "poisoned")) == before(_records(root / "clean"))
+
+
+def test_freeze_seed_resumes_frozen_after_a_kill(freeze_runs, tmp_path, monkeypatch, x64):
+  root, _, full, _ = freeze_runs
+  # Killed during step 5, after the checkpoint of step 4 (which holds seed 1 frozen).
+  _poisoned_make(monkeypatch, 1, 4, [], crash_at=5)
+  with pytest.raises(_Killed):
+    train.train_and_evaluate(freeze_config(), str(tmp_path))
+  assert checkpoint.Checkpointer(str(tmp_path)).latest_step() == 4
+  resumed = []
+  _poisoned_make(monkeypatch, None, None, resumed)  # no NaN after the resume
+  train.train_and_evaluate(freeze_config(), str(tmp_path))
+  assert _records(tmp_path) == _records(root / "poisoned")
+  _assert_trees_equal(resumed[-1].params, full[-1].params)
+  _assert_trees_equal(resumed[-1].opt_state, full[-1].opt_state)
+  np.testing.assert_array_equal(resumed[-1].bad_step, [-1, 4, -1])
+
+
+def test_freeze_seed_stops_when_every_seed_diverged(tmp_path, monkeypatch):
+  _poisoned_make(monkeypatch, slice(None), 4, [])
+  with pytest.raises(train.NonFiniteError,
+                     match=r"stopped \(every seed has diverged\): .* at step 4 \(seed 0\); the "
+                           r"last good checkpoint \(step 2\) is kept"):
+    train.train_and_evaluate(freeze_config(train__eval_every=0), str(tmp_path))
+
+
+def test_stop_is_the_default_and_names_the_seed(tmp_path, monkeypatch):
+  _poisoned_make(monkeypatch, 2, 4, [])
+  c = freeze_config(train__eval_every=0)
+  c.train.on_nan = None
+  with pytest.raises(train.NonFiniteError, match=r"at step 4 \(seed 2\); the last good "
+                                                 r"checkpoint \(step 2\) is kept"):
+    train.train_and_evaluate(c, str(tmp_path))
+
+
+def test_on_nan_is_validated(tmp_path):
+  with pytest.raises(ConfigError) as e:
+    train.train_and_evaluate(tiny_config(train__on_nan="skip"), str(tmp_path / "run"))
+  assert str(e.value) == "train.on_nan='skip' is not allowed; allowed: stop, freeze_seed"
+  assert not (tmp_path / "run").exists()
