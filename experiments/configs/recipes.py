@@ -141,12 +141,19 @@ def lstm_tbptt(k: int) -> Apply:
 
 
 def sab(k_trunc: int, k_top: int, k_att: Optional[int] = None,
-        mental_updates: bool = True) -> Apply:
+        mental_updates: bool = True, credit: str = "exact") -> Apply:
   """SAB-augmented LSTM trained by `sab`. k_att defaults to k_trunc (the paper's Tables 3 and 5
   set them equal; Tables 2 and 4 do not give k_att); k_top=0 is dense attention ("k_top = all").
-  The memory holds one slot per k_att steps of the longest sequence the run sees."""
+  The memory holds one slot per k_att steps of the longest sequence the run sees.
+
+  `credit` (`model.sab_credit`): the recipes reproduce the paper's numbers, so they use what
+  produced them: the exact derivative of Algorithm 1, as the authors' release computes it. Sec.
+  3.2's text (`"paper"`, the config's default) holds the threshold constant, and at T=100 that
+  drives the gradient to overflow when the selected memories nearly tie with the threshold
+  (docs/RESULTS.md, "Why sab_t100_s3 hit a NaN")."""
   def apply(c):
     k = k_att or k_trunc
+    c.model.sab_credit = credit
     c.model.cell = "sab_lstm"
     c.model.k_top = k_top
     c.model.k_att = k

@@ -31,6 +31,10 @@ paper's Tables 3 and 5; Table 2 does not give k_att) and `learner.name=sab`:
   near 30% for the 5,000 steps we ran; with k_top=10 twice as many memories get credit at every
   step and the run reached 100% (SAB) where TBPTT(5) stayed near 20%.
 
+Every SAB preset uses the exact derivative of Algorithm 1 (`model.sab_credit=exact`, what the
+authors' release computed; `recipes.sab`); `--config.model.sab_credit=paper` gives sec. 3.2's
+credit, which overflowed at T=100 in our 3-seed run (docs/RESULTS.md).
+
 Add `--config.train.update_every=5` (= k_trunc) to any SAB preset for online SAB: parameters
 update after every truncation window and memories are replayed from the learner state (exact but
 slow; its cost against TBPTT is measured in docs/PERFORMANCE.md).
