@@ -10,11 +10,18 @@ with "length"), DIR/protocol.json (the results) and figures per T: radius_T{T}.p
 angle_T{T}.png (Fig. 5, TPTT only), local_losses_T{T}.png (Fig. 6, with
 --config.learner.log_local_losses=True). Prints a markdown table.
 
+`--config.num_seeds=N` (N > 1) runs seeds `config.seed, ..., config.seed + N - 1` side by side
+in one jitted call per validation period (`tptt_protocol.curriculum(seeds=...)`) and writes one
+directory per seed, DIR/seed<s>/ (metrics.jsonl, protocol_runs/, protocol.json, figures: each
+reads like a single-seed DIR), plus DIR/config.json and, when every seed is done,
+DIR/protocol.json with `"seeds": [{"seed", "t_max", "runs"}, ...]`. N = 1 keeps the layout above.
+
 The process owns DIR while it runs (a second one is refused, naming it); a DIR holding another
 config is refused. The protocol keeps no checkpoints: rerunning an interrupted command starts it
-again from iteration 0 (the records of the interrupted try are dropped), and rerunning a finished
-one prints its results from DIR/protocol.json. Runs are deterministic, so either way the records
-equal an uninterrupted run's.
+again from iteration 0 (the records of the interrupted try are dropped; a curriculum keeps the
+lengths it finished, per seed; with several seeds a seed whose run was saved is kept in every
+mode), and rerunning a finished one prints its results from DIR/protocol.json. Runs are
+deterministic, so either way the records equal an uninterrupted run's.
 """
 
 import os
@@ -103,9 +110,9 @@ def _keep(run_dir, same, mode, protocol, several):
     records = [r for r in workdir_lib.read_jsonl(metrics_path)
                if r.get("length") in kept or r.get("train_length") in kept]
     if done_runs and mode == "curriculum":
-      logging.warning("resuming an interrupted curriculum in %s after T=%d (the lengths it "
-                      "finished are kept; T=%d starts again from iteration 0)", run_dir,
-                      done_runs[-1]["length"], done_runs[-1]["length"] + protocol.length_step)
+      logging.warning("resuming an interrupted curriculum after T=%d (the lengths it finished "
+                      "are kept; T=%d starts again from iteration 0): %s", done_runs[-1]["length"],
+                      done_runs[-1]["length"] + protocol.length_step, run_dir)
     elif done_runs:
       logging.warning("%s finished its run before the interruption; kept", run_dir)
     else:

@@ -23,6 +23,11 @@ does ("all synaptic weights sampled from N(0, 0.1)", the recurrent matrix orthog
 the model's own initialisers. `init="orthogonal"` draws them (semi-)orthogonal instead, as the
 authors' release does (its "tanh-randorth" init; `init_std` is then unused).
 
+Several seeds: `train_until_solved`, `curriculum` and `generalisation` take `seeds=(s0, s1, ...)`
+and run them side by side in one jitted call per period (`build_runner(seed=seeds)`), each seed
+with its own initialisation, data, validation and stop; a stopped seed leaves the batch. Seed s's
+result is the single run's with seed s (bit for bit with `batching="loop"`, the CPU default).
+
 The release's protocol (nmanchev/tptt `RNN_dtp.py`) also validates on 10 fresh batches of 1,000
 every 100 iterations (as here: every validation draws fresh samples) and stops a run after
 `patience` validations without a new best error (300 there; 0 = no patience stop here, the

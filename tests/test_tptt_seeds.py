@@ -81,6 +81,7 @@ def test_seeds_equal_their_single_runs_bit_for_bit_float64(x64, tmp_path):
     assert _records(str(tmp_path / f"seed{s}")) == _records(str(tmp_path / f"single{s}"))
 
 
+@pytest.mark.slow
 def test_vmapped_seeds_equal_their_single_runs_to_rounding_float64(x64, tmp_path):
   """`batching="vmap"`: the same stops, mistakes and records as the single runs, the floats to
   1e-11; one shared writer tags each record with its seed."""
@@ -125,6 +126,7 @@ def test_period_freezes_inactive_seeds_and_matches_single_periods(x64):
     tptt_protocol.build_runner(c, protocol, 10, seed=seeds, batching="pmap")
 
 
+@pytest.mark.slow
 def test_seeds_float32_same_stops_and_mistakes():
   """float32 (the default): "loop" is the single runs bit for bit; "vmap" moves the last bits of
   the reductions, and over a short run the stops and the validation mistakes still agree."""
