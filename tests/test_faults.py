@@ -266,6 +266,7 @@ def test_protocol_curriculum_resumes_after_the_lengths_it_finished(tmp_path):
   assert "| 30 | tptt |" in result.stdout
 
 
+@pytest.mark.slow
 def test_protocol_seeds_write_per_seed_dirs_and_resume_per_seed(tmp_path):
   """`num_seeds=2`: one vmapped curriculum, WORKDIR/seed<s>/{metrics.jsonl, protocol_runs/,
   protocol.json}; killed mid-way (seed 0 had saved T=10, seed 1 T=10 and T=20), a rerun trains only
