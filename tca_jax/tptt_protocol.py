@@ -164,9 +164,10 @@ class Runner(NamedTuple):
       iterations' means; `val` the validation means over the `val_samples // val_batch_size`
       batches, summed in batch order and divided as `train.evaluate` does, so the numbers are
       those of the host-side loop it replaces. With seeds: `period(state, start, keys, active)`,
-      the same per seed, vmapped: `keys` `[S, 4, 2]` (rows of `Runner.keys`), `active` `[S]`
-      bool; an inactive seed's state comes back unchanged (its params, optimizer state and step
-      exactly as passed), and every output has the leading `[S]` axis. `S` may be any subset of
+      the same per seed (vmapped or side by side: `build_runner`'s `batching`): `keys`
+      `[S, 4, 2]` (rows of `Runner.keys`), `active` `[S]` bool; an inactive seed's state comes
+      back unchanged (its params, optimizer state and step exactly as passed), and every output
+      has the leading `[S]` axis. `S` may be any subset of
       the runner's seeds (a smaller batch compiles once more).
     test: `test(params, key=None) -> metrics` on `val_samples` sequences of `eval_length` drawn
       from `key` (default: the single run's test key; with seeds pass `keys[i, 3]`), or None.
@@ -203,13 +204,13 @@ def build_runner(config: ml_collections.ConfigDict, protocol: Protocol, length: 
   Args:
     config, protocol, length, eval_length: as `train_until_solved`.
     seed: an int (default `config.seed`): one run, unbatched state. A sequence of ints: that many
-      independent runs in one vmapped computation (leading seed axis), seed i initialised and fed
+      independent runs in one jitted computation (leading seed axis), seed i initialised and fed
       exactly as the single run with seed `seeds[i]`.
     batching: how several seeds share the period: "vmap" (one batched computation) or "loop"
       (each seed's unbatched computation, side by side in the same jitted call); None: "loop"
-      on a CPU, where XLA's batched reductions change the last bits and the batched period
-      costs more than the seeds one after another (docs/PERFORMANCE.md, "TPTT protocol: seeds"),
-      "vmap" on an accelerator.
+      on a CPU, where XLA's batched reductions change the last bits and the vmapped period
+      costs more than the seeds side by side (docs/PERFORMANCE.md, "TPTT protocol: several
+      seeds in one call"), "vmap" on an accelerator. "loop" is bit for bit the single runs.
   """
   if batching is None:
     batching = "loop" if jax.default_backend() == "cpu" else "vmap"
@@ -384,13 +385,14 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
                        batching: Optional[str] = None):
   """Trains at `task.length = length` until solved, failed or `max_iters`.
 
-  With `seeds`, the seeds are trained together in one jitted, vmapped computation per
-  validation period (`build_runner(seed=seeds)`); each keeps its own initialisation, data and
+  With `seeds`, the seeds are trained together in one jitted computation per validation
+  period (`build_runner(seed=seeds)`); each keeps its own initialisation, data and
   validation stream, and stop rule. A seed that stops (solved, radius, non-finite, patience) is
   dropped from the batch from the next period on (the period recompiles once for the smaller
   batch), so it neither changes nor costs anything after its stop; the loop ends when every seed
   has stopped or at `max_iters`. Seed s's result equals `train_until_solved(..., seed=s)`'s, its
-  history and final parameters included (tests/test_tptt_seeds.py: bit for bit in float64).
+  history and final parameters included: bit for bit with `batching="loop"`, to rounding with
+  "vmap" (tests/test_tptt_seeds.py).
 
   Args:
     config: an experiment config (`experiments/configs/tptt.py`); `task.length` is replaced.
@@ -401,7 +403,7 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
     writer: optional `metrics_io.MetricsWriter`; records carry `"length": T`. With `seeds`, a
       mapping seed -> writer, or one writer whose records also carry `"seed"`.
     seed: overrides `config.seed` (one run).
-    seeds: several runs, vmapped; exclusive with `seed`.
+    seeds: several runs in one computation; exclusive with `seed`.
     on_run: with `seeds`, `on_run(seed, result)` is called as each seed stops (before the others
       finish), so a caller can save it.
     batching: "vmap", "loop" or None (by platform): see `build_runner`.
@@ -523,8 +525,8 @@ def curriculum(config: ml_collections.ConfigDict, protocol: Protocol, writer=Non
   on after the last. `on_run(run)` is called as each T finishes (the binary saves it, so a killed
   protocol loses at most the T it was training).
 
-  With `seeds` (several independent curricula, vmapped): the seeds advance through T together,
-  each T's remaining seeds trained in one computation (`train_until_solved(seeds=...)`); a seed
+  With `seeds` (several independent curricula): the seeds advance through T together, each
+  T's remaining seeds trained in one computation (`train_until_solved(seeds=...)`); a seed
   that fails a T (or reaches `max_length`) leaves, its `t_max` fixed, and the next T runs the
   others. `done` is then `{seed: [its finished runs]}` (seeds missing start at `start_length`);
   seeds resumed at different T are run lowest T first and join the others when they meet.
@@ -588,8 +590,8 @@ def generalisation(config: ml_collections.ConfigDict, protocol: Protocol, writer
                    batching: Optional[str] = None):
   """Train at `train_length` (until solved or `max_iters`), test at `test_length` (Table 4).
 
-  With `seeds`: the seeds vmapped (`train_until_solved(seeds=...)`), `{seed: result}`; each
-  seed's test runs as it stops, then `on_run(seed, result)`.
+  With `seeds`: the seeds in one computation (`train_until_solved(seeds=...)`), `{seed:
+  result}`; each seed's test runs as it stops, then `on_run(seed, result)`.
   """
   if seeds is None:
     return train_until_solved(config, protocol, protocol.train_length,
