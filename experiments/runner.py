@@ -163,7 +163,8 @@ def _protocol(config, workdir, mode, train_now):
     return workdir_lib.read_json(path)
   if not train_now:
     return None
-  result, runs, _ = protocol_workdir.run(config, workdir, mode)
+  results, _ = protocol_workdir.run(config, workdir, mode)  # one seed: {config.seed: ...}
+  (result, runs), = results.values()
   return {**_without_history(result), "runs": [_without_history(r) for r in runs]}
 
 

@@ -10,6 +10,11 @@ WORKDIR/protocol.json (the results, when finished), WORKDIR/protocol_runs/T#####
 curriculum length: what a resume keeps) and figures per T: radius_T{T}.png (Fig. 3), angle_T{T}.png
 (Fig. 5, TPTT only), local_losses_T{T}.png (Fig. 6, with learner.log_local_losses=True).
 
+With `config.num_seeds = N > 1` the seeds `config.seed, ..., config.seed + N - 1` run side by
+side in one jitted call per validation period (`tptt_protocol.curriculum(seeds=...)`), each in
+WORKDIR/seed<s>/ (laid out like a single-seed WORKDIR), with WORKDIR/config.json and, when every
+seed is done, WORKDIR/protocol.json holding `"seeds": [{"seed", "t_max", "runs"}, ...]`.
+
 The process owns WORKDIR while it runs (a second one is refused, naming it); a WORKDIR holding
 another config is refused. An interrupted curriculum resumes after the last length it finished;
 within a length nothing is checkpointed (a length starts again from iteration 0, and its earlier
@@ -73,59 +78,126 @@ def finished_lengths(runs_dir):
   return [workdir_lib.read_json(os.path.join(runs_dir, n)) for n in names]
 
 
+def seed_dirs(config, workdir):
+  """`{seed: its directory}`: WORKDIR itself for one seed (`num_seeds=1`, the single-seed layout),
+  WORKDIR/seed<s> for each of the seeds `seed, seed + 1, ...` with `num_seeds > 1`."""
+  n = config.get("num_seeds", 1)
+  if n == 1:
+    return {config.seed: workdir}
+  return {config.seed + k: os.path.join(workdir, f"seed{config.seed + k}") for k in range(n)}
+
+
+def _keep(run_dir, same, mode, protocol, several):
+  """Prepares one seed's directory for this try; returns the runs an earlier try finished.
+
+  A curriculum keeps the lengths it saved in RUN_DIR/protocol_runs (and their records); with
+  several seeds the other modes keep a seed whose run was saved (its records too), the others
+  start again. The single-seed layout's other modes start again (there is one run).
+  """
+  metrics_path = os.path.join(run_dir, "metrics.jsonl")
+  runs_dir = os.path.join(run_dir, RUNS_DIR)
+  done_runs = []
+  if same and os.path.exists(metrics_path):
+    done_runs = finished_lengths(runs_dir) if mode == "curriculum" or several else []
+    kept = {r["length"] for r in done_runs}
+    records = [r for r in workdir_lib.read_jsonl(metrics_path)
+               if r.get("length") in kept or r.get("train_length") in kept]
+    if done_runs and mode == "curriculum":
+      logging.warning("resuming an interrupted curriculum after T=%d (the lengths it finished "
+                      "are kept; T=%d starts again from iteration 0): %s", done_runs[-1]["length"],
+                      done_runs[-1]["length"] + protocol.length_step, run_dir)
+    elif done_runs:
+      logging.warning("%s finished its run before the interruption; kept", run_dir)
+    else:
+      logging.warning("resuming an interrupted protocol run: it keeps no checkpoints within a "
+                      "length, so it starts again from iteration 0 and the earlier try's "
+                      "records are dropped")
+    metrics_io.write_jsonl(metrics_path, records)
+  elif os.path.isdir(runs_dir):  # an earlier try that wrote no record: nothing to keep
+    shutil.rmtree(runs_dir)
+  return done_runs
+
+
+def _summary(mode, config, runs, t_max):
+  return {"mode": mode, "learner": config.learner.name, "task": config.task.name,
+          "t_max": t_max, "runs": [{k: v for k, v in r.items() if k != "history"} for r in runs]}
+
+
 def run(config, workdir, mode):
-  """Validates, takes the workdir, runs the protocol; returns (result, runs, fresh)."""
+  """Validates, takes the workdir, runs the protocol; returns ({seed: (result, runs)}, fresh).
+
+  `result` is the library's result for that seed (`curriculum`'s `{"t_max", "runs"}`, else one
+  run's dict); `runs` its per-T runs (with history when run now).
+  """
   protocol = tptt_protocol.protocol_from_config(config)
   if mode not in MODES:
     raise ConfigError(f"protocol.mode={mode!r} is not allowed; allowed: curriculum, "
                       "generalisation, single")
   config_lib.build(tptt_protocol.with_length(config, *_first_length(config, protocol, mode)))
   workdir_lib.check_writable(workdir)
+  dirs = seed_dirs(config, workdir)
+  several = len(dirs) > 1
   with workdir_lib.owned(workdir, "protocol"):
     same = workdir_lib.check_same_config(workdir, metrics_io.to_python(config.to_dict()))
     done = os.path.join(workdir, "protocol.json")
     if same and os.path.exists(done):
       logging.info("%s holds this protocol's results already; printing them", done)
-      result = workdir_lib.read_json(done)
-      return result, result["runs"], False
-    metrics_path = os.path.join(workdir, "metrics.jsonl")
-    runs_dir = os.path.join(workdir, RUNS_DIR)
-    done_runs = []
-    if same and os.path.exists(metrics_path):
-      done_runs = finished_lengths(runs_dir) if mode == "curriculum" else []
-      kept = {r["length"] for r in done_runs}
-      records = [r for r in workdir_lib.read_jsonl(metrics_path) if r.get("length") in kept]
-      if done_runs:
-        logging.warning("resuming an interrupted curriculum after T=%d (the lengths it finished "
-                        "are kept; T=%d starts again from iteration 0)", done_runs[-1]["length"],
-                        done_runs[-1]["length"] + protocol.length_step)
-      else:
-        logging.warning("resuming an interrupted protocol run: it keeps no checkpoints within a "
-                        "length, so it starts again from iteration 0 and the earlier try's "
-                        "records are dropped")
-      metrics_io.write_jsonl(metrics_path, records)
-    elif os.path.isdir(runs_dir):  # an earlier try that wrote no record: nothing to keep
-      shutil.rmtree(runs_dir)
+      saved = workdir_lib.read_json(done)
+      if not several:
+        return {config.seed: (saved, saved["runs"])}, False
+      return {r["seed"]: (r, r["runs"]) for r in saved["seeds"]}, False
+    done_runs = {s: _keep(d, same, mode, protocol, several) for s, d in dirs.items()}
     metrics_io.write_json(os.path.join(workdir, "config.json"), config.to_dict())
-    writer = metrics_io.MetricsWriter(workdir)
-    if mode == "curriculum":
-      os.makedirs(runs_dir, exist_ok=True)
-      result = tptt_protocol.curriculum(
-          config, protocol, writer, done=done_runs,
-          on_run=lambda run: metrics_io.write_json(
-              os.path.join(runs_dir, f"T{run['length']:05d}.json"), run))
-      runs = result["runs"]
-    elif mode == "generalisation":
-      result = tptt_protocol.generalisation(config, protocol, writer)
-      runs = [result]
+    for d in dirs.values():
+      os.makedirs(os.path.join(d, RUNS_DIR) if mode == "curriculum" or several else d,
+                  exist_ok=True)
+    writers = {s: metrics_io.MetricsWriter(d) for s, d in dirs.items()}
+
+    def save(seed, run):
+      metrics_io.write_json(os.path.join(dirs[seed], RUNS_DIR, f"T{run['length']:05d}.json"), run)
+
+    if not several:
+      writer = writers[config.seed]
+      if mode == "curriculum":
+        result = tptt_protocol.curriculum(config, protocol, writer, done=done_runs[config.seed],
+                                          on_run=lambda run: save(config.seed, run))
+        results = {config.seed: (result, result["runs"])}
+      elif mode == "generalisation":
+        result = tptt_protocol.generalisation(config, protocol, writer)
+        results = {config.seed: (result, [result])}
+      else:
+        result = tptt_protocol.train_until_solved(config, protocol, config.task.length,
+                                                  writer=writer)
+        results = {config.seed: (result, [result])}
+    elif mode == "curriculum":
+      out = tptt_protocol.curriculum(config, protocol, writers, done=done_runs,
+                                     on_run=save, seeds=tuple(dirs))
+      results = {s: (r, r["runs"]) for s, r in out.items()}
     else:
-      result = tptt_protocol.train_until_solved(config, protocol, config.task.length, writer=writer)
-      runs = [result]
+      # A seed saved by an earlier try is kept; the others run (vmapped) again.
+      results = {s: (runs[0], runs) for s, runs in done_runs.items() if runs}
+      todo = tuple(s for s in dirs if s not in results)
+      if todo:
+        if mode == "generalisation":
+          out = tptt_protocol.generalisation(config, protocol, writers, seeds=todo, on_run=save)
+        else:
+          out = tptt_protocol.train_until_solved(config, protocol, config.task.length,
+                                                 writer=writers, seeds=todo, on_run=save)
+        results.update({s: (r, [r]) for s, r in out.items()})
+      results = {s: results[s] for s in dirs}
+
     learner = config.learner.name
-    for run in runs:
-      _figures(run, workdir, learner)
-    metrics_io.write_json(done, {
-        "mode": mode, "learner": learner, "task": config.task.name,
-        "t_max": result.get("t_max"),
-        "runs": [{k: v for k, v in r.items() if k != "history"} for r in runs]})
-  return result, runs, True
+    summaries = []
+    for s, (result, runs) in results.items():
+      for run in runs:
+        _figures(run, dirs[s], learner)
+      summary = _summary(mode, config, runs, result.get("t_max"))
+      if several:
+        metrics_io.write_json(os.path.join(dirs[s], "protocol.json"), summary)
+      summaries.append({"seed": s, **summary})
+    if several:
+      metrics_io.write_json(done, {"mode": mode, "learner": learner, "task": config.task.name,
+                                   "seeds": summaries})
+    else:
+      metrics_io.write_json(done, {k: v for k, v in summaries[0].items() if k != "seed"})
+  return results, True

@@ -23,6 +23,11 @@ does ("all synaptic weights sampled from N(0, 0.1)", the recurrent matrix orthog
 the model's own initialisers. `init="orthogonal"` draws them (semi-)orthogonal instead, as the
 authors' release does (its "tanh-randorth" init; `init_std` is then unused).
 
+Several seeds: `train_until_solved`, `curriculum` and `generalisation` take `seeds=(s0, s1, ...)`
+and run them side by side in one jitted call per period (`build_runner(seed=seeds)`), each seed
+with its own initialisation, data, validation and stop; a stopped seed leaves the batch. Seed s's
+result is the single run's with seed s (bit for bit with `batching="loop"`, the CPU default).
+
 The release's protocol (nmanchev/tptt `RNN_dtp.py`) also validates on 10 fresh batches of 1,000
 every 100 iterations (as here: every validation draws fresh samples) and stops a run after
 `patience` validations without a new best error (300 there; 0 = no patience stop here, the
@@ -37,7 +42,7 @@ import copy
 import dataclasses
 import functools
 import time
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 from absl import logging
 import jax
@@ -150,42 +155,80 @@ class Runner(NamedTuple):
 
   Attributes:
     setup: the built config (`config.Setup`).
-    state: the `train.TrainState` after initialisation.
-    period: `period(state, start) -> (state, metrics, val)`, jitted: the `validate_every`
-      iterations `start, ..., start + validate_every - 1` (a `lax.scan` over iterations, batches
-      sampled inside) and then the validation on `val_samples` fresh samples drawn from
-      `fold_in(val_key, start + validate_every)`, in one call. `metrics` are the iterations'
-      means; `val` the validation means over the `val_samples // val_batch_size` batches, summed
-      in batch order and divided as `train.evaluate` does, so the numbers are those of the
-      host-side loop it replaces.
-    test: `test(params) -> metrics` on `val_samples` sequences of `eval_length`, or None.
+    state: the `train.TrainState` after initialisation; with seeds (`build_runner(seed=(s, ...))`)
+      every leaf has a leading seed axis, seed i's slice being the single run's initial state.
+    period: jitted. One seed: `period(state, start) -> (state, metrics, val)`, the
+      `validate_every` iterations `start, ..., start + validate_every - 1` (a `lax.scan` over
+      iterations, batches sampled inside) and then the validation on `val_samples` fresh samples
+      drawn from `fold_in(val_key, start + validate_every)`, in one call. `metrics` are the
+      iterations' means; `val` the validation means over the `val_samples // val_batch_size`
+      batches, summed in batch order and divided as `train.evaluate` does, so the numbers are
+      those of the host-side loop it replaces. With seeds: `period(state, start, keys, active)`,
+      the same per seed (vmapped or side by side: `build_runner`'s `batching`): `keys`
+      `[S, 4, 2]` (rows of `Runner.keys`), `active` `[S]` bool; an inactive seed's state comes
+      back unchanged (its params, optimizer state and step exactly as passed), and every output
+      has the leading `[S]` axis. `S` may be any subset of
+      the runner's seeds (a smaller batch compiles once more).
+    test: `test(params, key=None) -> metrics` on `val_samples` sequences of `eval_length` drawn
+      from `key` (default: the single run's test key; with seeds pass `keys[i, 3]`), or None.
+    keys: with seeds, `[S, 4, 2]`: seed i's (init, train, val, test) keys, those of the single
+      run with that seed; None for one seed.
   """
 
   setup: Any
   state: Any
   period: Callable
   test: Optional[Callable]
+  keys: Any = None
+
+
+def _seed_tuple(seeds) -> tuple:
+  """`seeds` as a tuple of distinct ints, or a `ConfigError`."""
+  seeds = tuple(seeds)
+  if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in seeds):
+    raise ConfigError(f"seeds={seeds!r} must be a non-empty sequence of integers")
+  if len(set(seeds)) != len(seeds):
+    raise ConfigError(f"seeds={seeds!r} has a repeated seed")
+  return tuple(int(s) for s in seeds)
 
 
 def build_runner(config: ml_collections.ConfigDict, protocol: Protocol, length: int, *,
-                 eval_length: Optional[int] = None, seed: Optional[int] = None) -> Runner:
+                 eval_length: Optional[int] = None, seed=None,
+                 batching: Optional[str] = None) -> Runner:
   """Builds (does not run) one protocol run at `task.length = length`; see `Runner`.
 
   One jitted call per validation period: on a CPU a TPTT iteration (SRN(100), batch 20) is a
   few hundred microseconds of arithmetic, so host round-trips per iteration or per validation
   batch would cost as much as the work (docs/PERFORMANCE.md, "TPTT protocol").
+
+  Args:
+    config, protocol, length, eval_length: as `train_until_solved`.
+    seed: an int (default `config.seed`): one run, unbatched state. A sequence of ints: that many
+      independent runs in one jitted computation (leading seed axis), seed i initialised and fed
+      exactly as the single run with seed `seeds[i]`.
+    batching: how several seeds share the period: "vmap" (one batched computation) or "loop"
+      (each seed's unbatched computation, side by side in the same jitted call); None: "loop"
+      on a CPU, where XLA's batched reductions change the last bits and the vmapped period
+      costs more than the seeds side by side (docs/PERFORMANCE.md, "TPTT protocol: several
+      seeds in one call"), "vmap" on an accelerator. "loop" is bit for bit the single runs.
   """
+  if batching is None:
+    batching = "loop" if jax.default_backend() == "cpu" else "vmap"
+  if batching not in ("vmap", "loop"):
+    raise ConfigError(f"batching={batching!r} is not allowed; allowed: vmap, loop")
   cfg = with_length(config, length, eval_length)
   setup = config_lib.build(cfg)
   task, learner = setup.task, setup.learner
   t = cfg.train
-  root = jax.random.PRNGKey(config.seed if seed is None else seed)
-  init_key, train_key, val_key, test_key = jax.random.split(root, 4)
+  seeds = None if seed is None or isinstance(seed, (int, np.integer)) else _seed_tuple(seed)
   optimizer = train.make_optimizer(t, learner, task.sequence_length)
-  state = train.create_train_state(
-      setup, optimizer, init_key, t.batch_size,
-      init_params=lambda k: _init_params(setup, k, protocol.init_std, protocol.init))
-  state = jax.tree.map(jnp.array, state)
+
+  def init_state(init_key):
+    state = train.create_train_state(
+        setup, optimizer, init_key, t.batch_size,
+        init_params=lambda k: _init_params(setup, k, protocol.init_std, protocol.init))
+    return jax.tree.map(jnp.array, state)
+
   train_step = train.make_train_step(setup, optimizer)
   lengths = task.length_choices()
   if len(lengths) > 1 and isinstance(learner, TPTT) and learner.log_local_losses:
@@ -222,49 +265,75 @@ def build_runner(config: ml_collections.ConfigDict, protocol: Protocol, length: 
       out[k] = total / n_val
     return out
 
-  @jax.jit
-  def period(state, start):
+  def seed_period(state, start, train_key, val_key):
     keys = jax.vmap(lambda i: jax.random.fold_in(train_key, i))(
         start + jnp.arange(protocol.validate_every))
     state, metrics = jax.lax.scan(one, state, keys)
     val = validate(state.params, jax.random.fold_in(val_key, start + protocol.validate_every))
     return state, jax.tree.map(jnp.mean, metrics), val
 
-  test = None
+  test_step = None
   if eval_length is not None:
     test_step = train.make_eval_step(setup, protocol.val_batch_size)  # setup.eval_task: T'
-    test = lambda params: train.evaluate(test_step, params, test_key, n_val)
-  return Runner(setup, state, period, test)
+
+  if seeds is None:
+    root = jax.random.PRNGKey(config.seed if seed is None else int(seed))
+    init_key, train_key, val_key, test_key = jax.random.split(root, 4)
+    period = jax.jit(lambda state, start: seed_period(state, start, train_key, val_key))
+    test = None
+    if test_step is not None:
+      test = lambda params, key=test_key: train.evaluate(test_step, params, key, n_val)
+    return Runner(setup, init_state(init_key), period, test)
+
+  # Each seed's keys and initial state as the single run draws them (eagerly, one by one: the
+  # same ops on the same keys), stacked on a leading seed axis.
+  keys = jnp.stack([jax.random.split(jax.random.PRNGKey(s), 4) for s in seeds])
+  state = _stack([init_state(keys[i, 0]) for i in range(len(seeds))])
+
+  @jax.jit
+  def period(state, start, keys, active):
+    if keys.shape[0] == 1 or batching == "loop":
+      # Each seed's own unbatched computation (also for one seed: no size-1 batch dimension
+      # for XLA to treat differently), so a seed's numbers are its single run's.
+      new, metrics, val = _stack([
+          seed_period(_index(state, i), start, keys[i, 1], keys[i, 2])
+          for i in range(keys.shape[0])])
+    else:
+      new, metrics, val = jax.vmap(seed_period, in_axes=(0, None, 0, 0))(
+          state, start, keys[:, 1], keys[:, 2])
+    # A stopped seed keeps its state exactly: the period's work on it is discarded.
+    new = jax.tree.map(
+        lambda n, o: jnp.where(active.reshape(active.shape + (1,) * (n.ndim - 1)), n, o),
+        new, state)
+    return new, metrics, val
+
+  test = None
+  if test_step is not None:
+    test = lambda params, key: train.evaluate(test_step, params, key, n_val)
+  return Runner(setup, state, period, test, keys)
 
 
-def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, length: int, *,
-                       eval_length: Optional[int] = None, writer=None, seed: Optional[int] = None):
-  """Trains at `task.length = length` until solved, failed or `max_iters`.
+def _stack(trees):
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
-  Args:
-    config: an experiment config (`experiments/configs/tptt.py`); `task.length` is replaced.
-    protocol: the protocol constants.
-    length: T.
-    eval_length: if set, also test the final parameters on `val_samples` sequences of this
-      length (the generalisation experiment).
-    writer: optional `metrics_io.MetricsWriter`; records carry `"length": T`.
-    seed: overrides `config.seed`.
 
-  Returns:
-    A dict: `length`, `solved`, `iterations` (to solve, else None), `reason` ("solved",
-    "max_iters", "radius", "non-finite" or "patience"), `val_error`, `wall_s`, `history` (one dict per
-    validation) and, with `eval_length`, `test_accuracy`.
-  """
-  runner = build_runner(config, protocol, length, eval_length=eval_length, seed=seed)
-  setup, state, learner = runner.setup, runner.state, runner.setup.learner
-  history, result = [], None
-  best, since_best = np.inf, 0
-  start_time = time.time()
-  for it in range(protocol.validate_every, protocol.max_iters + 1, protocol.validate_every):
-    state, metrics, val = runner.period(state, it - protocol.validate_every)
+def _index(tree, i):
+  return jax.tree.map(lambda x: x[i], tree)
+
+
+class _Tracker:
+  """One seed's host-side bookkeeping in `train_until_solved`: its history and stop rule."""
+
+  def __init__(self, seed, writer):
+    self.seed, self.writer = seed, writer
+    self.history, self.result = [], None
+    self.best, self.since_best = np.inf, 0
+
+  def record(self, protocol, setup, length, it, metrics, val, bad_step, params, lparams):
+    """Appends the validation at iteration `it` (this seed's host values) and decides the stop."""
     record = {"length": length, **metrics_io.to_python(metrics)}
-    if int(state.bad_step) >= 0:
-      result = ("non-finite", it)
+    if int(bad_step) >= 0:
+      self.result = ("non-finite", it)
     else:
       val = metrics_io.to_python(val)
       record.update({f"val_{k}": v for k, v in val.items()})
@@ -273,46 +342,153 @@ def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, le
       errors = int(round((1.0 - val["accuracy"]) * protocol.val_samples))
       record["val_errors"] = errors
       record["val_error"] = errors / protocol.val_samples
-      record.update(_radii(setup, state.params, state.lparams))
-      since_best = 0 if record["val_error"] < best else since_best + 1
-      best = min(best, record["val_error"])
+      record.update(_radii(setup, params, lparams))
+      self.since_best = 0 if record["val_error"] < self.best else self.since_best + 1
+      self.best = min(self.best, record["val_error"])
       if record["val_error"] < protocol.target_error:
-        result = ("solved", it)
+        self.result = ("solved", it)
       elif max(record.get("radius_W_hh", 0.0), record.get("radius_V_hh", 0.0)) > \
           protocol.max_radius:
-        result = ("radius", it)
-      elif protocol.patience and since_best >= protocol.patience:
-        result = ("patience", it)
+        self.result = ("radius", it)
+      elif protocol.patience and self.since_best >= protocol.patience:
+        self.result = ("patience", it)
     record["iteration"] = it
-    history.append(record)
-    if writer is not None:
-      writer.write(it, "train", record)
-    if it % (10 * protocol.validate_every) == 0 or result is not None:
-      logging.info("T=%d it %d: loss %.4g val_error %s", length, it, record.get("loss", np.nan),
-                   record.get("val_error"))
-    if result is not None:
-      break
-  reason, it = result if result is not None else ("max_iters", protocol.max_iters)
-  out = {
-      "length": length,
-      "learner": learner.name,
-      "solved": reason == "solved",
-      "iterations": it if reason == "solved" else None,
-      "reason": reason,
-      "stopped_at": it,
-      "val_error": history[-1].get("val_error"),
-      "wall_s": time.time() - start_time,
-      "history": history,
-  }
-  if eval_length is not None:
-    test = runner.test(state.params)
-    out["test_length"] = eval_length
-    out["test_accuracy"] = test["accuracy"]
-    if writer is not None:
-      writer.write(it, "test", {"length": eval_length, "train_length": length, **test})
-  logging.info("T=%d: %s after %d iterations (val error %s)", length, reason, it,
-               out["val_error"])
-  return out
+    self.history.append(record)
+    if self.writer is not None:
+      self.writer.write(it, "train", record)
+    if it % (10 * protocol.validate_every) == 0 or self.result is not None:
+      logging.info("T=%d seed %d it %d: loss %.4g val_error %s", length, self.seed, it,
+                   record.get("loss", np.nan), record.get("val_error"))
+
+
+def _writer_for(writer, seed, tagged: bool):
+  """Seed `seed`'s writer: `writer[seed]` from a mapping; a shared writer's records carry `seed`
+  when `tagged` (the caller passed `seeds=`)."""
+  if writer is None:
+    return None
+  if isinstance(writer, Mapping):
+    return writer.get(seed)
+  if not tagged:
+    return writer
+
+  class _Tagged:
+    def write(self, step, split, metrics):
+      return writer.write(step, split, {"seed": seed, **metrics})
+
+  return _Tagged()
+
+
+def train_until_solved(config: ml_collections.ConfigDict, protocol: Protocol, length: int, *,
+                       eval_length: Optional[int] = None, writer=None, seed: Optional[int] = None,
+                       seeds: Optional[Sequence[int]] = None,
+                       on_run: Optional[Callable[[int, dict], None]] = None,
+                       batching: Optional[str] = None):
+  """Trains at `task.length = length` until solved, failed or `max_iters`.
+
+  With `seeds`, the seeds are trained together in one jitted computation per validation
+  period (`build_runner(seed=seeds)`); each keeps its own initialisation, data and
+  validation stream, and stop rule. A seed that stops (solved, radius, non-finite, patience) is
+  dropped from the batch from the next period on (the period recompiles once for the smaller
+  batch), so it neither changes nor costs anything after its stop; the loop ends when every seed
+  has stopped or at `max_iters`. Seed s's result equals `train_until_solved(..., seed=s)`'s, its
+  history and final parameters included: bit for bit with `batching="loop"`, to rounding with
+  "vmap" (tests/test_tptt_seeds.py).
+
+  Args:
+    config: an experiment config (`experiments/configs/tptt.py`); `task.length` is replaced.
+    protocol: the protocol constants.
+    length: T.
+    eval_length: if set, also test the final parameters on `val_samples` sequences of this
+      length (the generalisation experiment).
+    writer: optional `metrics_io.MetricsWriter`; records carry `"length": T`. With `seeds`, a
+      mapping seed -> writer, or one writer whose records also carry `"seed"`.
+    seed: overrides `config.seed` (one run).
+    seeds: several runs in one computation; exclusive with `seed`.
+    on_run: with `seeds`, `on_run(seed, result)` is called as each seed stops (before the others
+      finish), so a caller can save it.
+    batching: "vmap", "loop" or None (by platform): see `build_runner`.
+
+  Returns:
+    A dict: `length`, `solved`, `iterations` (to solve, else None), `reason` ("solved",
+    "max_iters", "radius", "non-finite" or "patience"), `stopped_at`, `val_error`, `wall_s`,
+    `history` (one dict per validation) and, with `eval_length`, `test_accuracy`. With `seeds`,
+    `{seed: that dict}` in the order of `seeds`.
+  """
+  if seeds is None:
+    seed = config.seed if seed is None else seed
+    return _train_seeds(config, protocol, length, (seed,), eval_length, writer, None,
+                        tagged=False, batching=batching)[seed]
+  if seed is not None:
+    raise ValueError("pass seed= (one run) or seeds= (several), not both")
+  return _train_seeds(config, protocol, length, _seed_tuple(seeds), eval_length, writer, on_run,
+                      tagged=True, batching=batching)
+
+
+def _train_seeds(config, protocol, length, seeds, eval_length, writer, on_run, tagged,
+                 batching=None):
+  """`train_until_solved` for a tuple of seeds: `{seed: result}`; `tagged`: a shared writer's
+  records carry `seed`."""
+  runner = build_runner(config, protocol, length, eval_length=eval_length, seed=seeds,
+                        batching=batching)
+  setup, learner = runner.setup, runner.setup.learner
+  trackers = [_Tracker(s, _writer_for(writer, s, tagged)) for s in seeds]
+  state, keys = runner.state, runner.keys
+  live = list(range(len(seeds)))  # batch row -> index into `seeds`
+  results = {}
+  start_time = time.time()
+
+  def finish(i, seed_state, reason, it):
+    tr = trackers[i]
+    out = {
+        "length": length,
+        "learner": learner.name,
+        "solved": reason == "solved",
+        "iterations": it if reason == "solved" else None,
+        "reason": reason,
+        "stopped_at": it,
+        "val_error": tr.history[-1].get("val_error"),
+        "wall_s": time.time() - start_time,
+        "history": tr.history,
+    }
+    if eval_length is not None:
+      test = runner.test(seed_state.params, runner.keys[i, 3])
+      out["test_length"] = eval_length
+      out["test_accuracy"] = test["accuracy"]
+      if tr.writer is not None:
+        tr.writer.write(it, "test", {"length": eval_length, "train_length": length, **test})
+    logging.info("T=%d seed %d: %s after %d iterations (val error %s)", length, tr.seed, reason,
+                 it, out["val_error"])
+    results[tr.seed] = out
+    if on_run is not None:
+      on_run(tr.seed, out)
+
+  for it in range(protocol.validate_every, protocol.max_iters + 1, protocol.validate_every):
+    active = jnp.ones((len(live),), bool)
+    state, metrics, val = runner.period(state, it - protocol.validate_every, keys, active)
+    metrics, val = jax.device_get((metrics, val))
+    host = jax.device_get(state)
+    stopped = []
+    for row, i in enumerate(live):
+      seed_state = _index(host, row)
+      trackers[i].record(protocol, setup, length, it, _index(metrics, row), _index(val, row),
+                         seed_state.bad_step, seed_state.params, seed_state.lparams)
+      if trackers[i].result is not None:
+        finish(i, seed_state, *trackers[i].result)
+        stopped.append(row)
+    if stopped:
+      keep = [row for row in range(len(live)) if row not in stopped]
+      if not keep:
+        break
+      # Drop the stopped seeds: the next period compiles for the smaller batch.
+      index = np.asarray(keep)
+      state = jax.tree.map(lambda x: x[index], state)
+      keys = keys[index]
+      live = [live[row] for row in keep]
+  else:
+    host = jax.device_get(state)
+    for row, i in enumerate(live):
+      finish(i, _index(host, row), "max_iters", protocol.max_iters)
+  return {s: results[s] for s in seeds}
 
 
 def _length_index(key, n: int):
@@ -339,36 +515,88 @@ def _jittered_eval_step(setup, batch_size: int, lengths: tuple):
 
 
 def curriculum(config: ml_collections.ConfigDict, protocol: Protocol, writer=None,
-               done: Sequence[dict] = (), on_run: Optional[Callable[[dict], None]] = None):
+               done=(), on_run: Optional[Callable] = None, *,
+               seeds: Optional[Sequence[int]] = None, batching: Optional[str] = None):
   """T = start, start + step, ... while solved. Returns `{"t_max", "runs": [per-T results]}`.
 
-  Every T's run starts from its own fresh draw of `config.seed` (nothing carries from one T to
-  the next), so an interrupted curriculum resumes exactly at T granularity: `done` holds the
-  results of the lengths already finished (`start`, `start + step`, ... in order) and the
-  curriculum goes on after the last. `on_run(run)` is called as each T finishes (the binary
-  saves it, so a killed protocol loses at most the T it was training).
+  Every T's run starts from its own fresh draw of the seed (nothing carries from one T to the
+  next), so an interrupted curriculum resumes exactly at T granularity: `done` holds the results
+  of the lengths already finished (`start`, `start + step`, ... in order) and the curriculum goes
+  on after the last. `on_run(run)` is called as each T finishes (the binary saves it, so a killed
+  protocol loses at most the T it was training).
+
+  With `seeds` (several independent curricula): the seeds advance through T together, each
+  T's remaining seeds trained in one computation (`train_until_solved(seeds=...)`); a seed
+  that fails a T (or reaches `max_length`) leaves, its `t_max` fixed, and the next T runs the
+  others. `done` is then `{seed: [its finished runs]}` (seeds missing start at `start_length`);
+  seeds resumed at different T are run lowest T first and join the others when they meet.
+  `on_run(seed, run)` is called as each seed's T finishes. Seed s's curriculum equals the
+  single-seed curriculum with `config.seed = s`. Returns `{seed: {"t_max", "runs"}}`.
   """
-  runs = list(done)
-  for i, run in enumerate(runs):
-    if run["length"] != protocol.start_length + i * protocol.length_step:
-      raise ValueError(f"the finished runs are not T = {protocol.start_length}, "
-                       f"{protocol.start_length + protocol.length_step}, ...: "
-                       f"{[r['length'] for r in runs]}")
+  if seeds is None:
+    out = _curriculum_seeds(config, protocol, (config.seed,), writer, {config.seed: done},
+                            None if on_run is None else lambda seed, run: on_run(run),
+                            tagged=False, batching=batching)
+    return out[config.seed]
+  seeds = _seed_tuple(seeds)
+  done = dict(done or {})
+  unknown = sorted(set(done) - set(seeds))
+  if unknown:
+    raise ValueError(f"done has runs of seeds {unknown} that are not in seeds={seeds}")
+  return _curriculum_seeds(config, protocol, seeds, writer, done, on_run, batching=batching)
+
+
+def _curriculum_seeds(config, protocol, seeds, writer, done, on_run, tagged=True,
+                      batching=None):
+  runs = {s: list(done.get(s, ())) for s in seeds}
+  for s, rs in runs.items():
+    for i, run in enumerate(rs):
+      if run["length"] != protocol.start_length + i * protocol.length_step:
+        raise ValueError(f"the finished runs of seed {s} are not T = {protocol.start_length}, "
+                         f"{protocol.start_length + protocol.length_step}, ...: "
+                         f"{[r['length'] for r in rs]}")
 
   def finished(run):
     return not run["solved"] or bool(protocol.max_length and run["length"] >= protocol.max_length)
 
-  while not (runs and finished(runs[-1])):
-    length = runs[-1]["length"] + protocol.length_step if runs else protocol.start_length
-    run = train_until_solved(config, protocol, length, writer=writer)
-    runs.append(run)
+  def next_length(s):
+    rs = runs[s]
+    if rs and finished(rs[-1]):
+      return None
+    return rs[-1]["length"] + protocol.length_step if rs else protocol.start_length
+
+  def saved(seed, run):
+    runs[seed].append(run)
     if on_run is not None:
-      on_run(run)
-  solved = [r["length"] for r in runs if r["solved"]]
-  return {"t_max": max(solved) if solved else 0, "runs": runs}
+      on_run(seed, run)
+
+  while True:
+    pending = {s: next_length(s) for s in seeds if next_length(s) is not None}
+    if not pending:
+      break
+    length = min(pending.values())
+    group = tuple(s for s in seeds if pending.get(s) == length)
+    _train_seeds(config, protocol, length, group, None, writer, saved, tagged, batching)
+  out = {}
+  for s in seeds:
+    solved = [r["length"] for r in runs[s] if r["solved"]]
+    out[s] = {"t_max": max(solved) if solved else 0, "runs": runs[s]}
+  return out
 
 
-def generalisation(config: ml_collections.ConfigDict, protocol: Protocol, writer=None):
-  """Train at `train_length` (until solved or `max_iters`), test at `test_length` (Table 4)."""
+def generalisation(config: ml_collections.ConfigDict, protocol: Protocol, writer=None, *,
+                   seeds: Optional[Sequence[int]] = None,
+                   on_run: Optional[Callable[[int, dict], None]] = None,
+                   batching: Optional[str] = None):
+  """Train at `train_length` (until solved or `max_iters`), test at `test_length` (Table 4).
+
+  With `seeds`: the seeds in one computation (`train_until_solved(seeds=...)`), `{seed:
+  result}`; each seed's test runs as it stops, then `on_run(seed, result)`.
+  """
+  if seeds is None:
+    return train_until_solved(config, protocol, protocol.train_length,
+                              eval_length=protocol.test_length, writer=writer,
+                              batching=batching)
   return train_until_solved(config, protocol, protocol.train_length,
-                            eval_length=protocol.test_length, writer=writer)
+                            eval_length=protocol.test_length, writer=writer, seeds=seeds,
+                            on_run=on_run, batching=batching)

@@ -267,6 +267,43 @@ def test_protocol_curriculum_resumes_after_the_lengths_it_finished(tmp_path):
 
 
 @pytest.mark.slow
+def test_protocol_seeds_write_per_seed_dirs_and_resume_per_seed(tmp_path):
+  """`num_seeds=2`: one vmapped curriculum, WORKDIR/seed<s>/{metrics.jsonl, protocol_runs/,
+  protocol.json}; killed mid-way (seed 0 had saved T=10, seed 1 T=10 and T=20), a rerun trains only
+  the missing lengths and ends with the uninterrupted run's records, seed by seed."""
+  flags = PC + ["--config.num_seeds=2", "--config.seed=3"]
+  reference = tmp_path / "reference"
+  first = _ok(_run("tptt_protocol", flags, reference))
+  assert "| 4 | 30 | tptt |" in first.stdout and "t_max = 30 (temporal_order, tptt seed 3)" in (
+      first.stdout)
+  summary = json.loads((reference / "protocol.json").read_text())
+  assert [(r["seed"], r["t_max"]) for r in summary["seeds"]] == [(3, 30), (4, 30)]
+  want = {}
+  for s in (3, 4):
+    runs = sorted(os.listdir(reference / f"seed{s}" / "protocol_runs"))
+    assert runs == ["T00010.json", "T00020.json", "T00030.json"]
+    assert json.loads((reference / f"seed{s}" / "protocol.json").read_text())["t_max"] == 30
+    want[s] = _records(reference / f"seed{s}")
+    assert sorted({r["length"] for r in want[s]}) == [10, 20, 30]
+  assert not (reference / "metrics.jsonl").exists()
+
+  work = tmp_path / "work"
+  shutil.copytree(reference, work)
+  os.remove(work / "protocol.json")
+  for s, lengths in ((3, (20, 30)), (4, (30,))):
+    os.remove(work / f"seed{s}" / "protocol.json")
+    for t in lengths:
+      os.remove(work / f"seed{s}" / "protocol_runs" / f"T{t:05d}.json")
+  result = _ok(_run("tptt_protocol", flags, work))
+  assert "after T=10" in result.stderr and "after T=20" in result.stderr
+  for s in (3, 4):
+    assert _records(work / f"seed{s}") == want[s]
+  again = _ok(_run("tptt_protocol", flags, work))  # finished: printed, not run again
+  assert "| 3 | 30 | tptt |" in again.stdout
+  assert "holds this protocol's results already" in again.stderr
+
+
+@pytest.mark.slow
 def test_protocol_sigterm_then_rerun(tmp_path, protocol_reference):
   proc = _start("tptt_protocol", P, tmp_path, FAULT_SLOW="0.5")
   _wait_for(_has_step(str(tmp_path), 20), proc)
