@@ -11,7 +11,10 @@ under another name, the rest of the library this tree's), and this tree's learne
 of `--vary` (or once). Per T, every candidate is compiled first, then `--rounds` rounds run every
 candidate in turn (one warm-up period and `--steps` timed periods each), so a shared machine's
 load hits them alike. Prints per T each candidate's median over rounds of the per-round medians
-(ms an iteration) and its ratio to `base` (the median of the per-round ratios).
+(ms an iteration) and its ratio to `base` (the median of the per-round ratios), for the wall
+time and for the process's CPU time (user + system, all threads): on a machine shared with other
+jobs the wall time includes the waits for a core, the CPU time only the work (and XLA's own
+spinning), so the CPU-time ratio is the steadier of the two under load.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Callable, Dict, List, Optional
 
 import jax
@@ -99,6 +103,18 @@ def build_period(preset: str, length: int, every: int, val: int, val_batch: int,
   return run
 
 
+def _time_periods(fn: Callable[[], None], steps: int):
+  """`(median wall ms, median process CPU ms)` of `steps` calls of `fn` after one warm-up."""
+  fn()
+  wall, cpu = [], []
+  for _ in range(steps):
+    w, c = time.perf_counter(), time.process_time()
+    fn()
+    wall.append((time.perf_counter() - w) * 1e3)
+    cpu.append((time.process_time() - c) * 1e3)
+  return statistics.median(wall), statistics.median(cpu)
+
+
 def _value(text: str):
   try:
     return ast.literal_eval(text)
@@ -131,18 +147,28 @@ def main(argv=None):
   for length in [int(t) for t in a.T.split(",")]:
     fns = {name: build_period(a.preset, length, a.every, a.val, a.val_batch, options, cls)
            for name, options, cls in variants}
-    times = {name: [] for name in fns}
+    wall = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
+    load = [os.getloadavg()[0]]
     for _ in range(a.rounds):
       for name, fn in fns.items():
-        times[name].append(common.median_time_ms(fn, steps=a.steps, warmup=1)["step_ms"] / a.every)
+        w, c = _time_periods(fn, a.steps)
+        wall[name].append(w / a.every)
+        cpu[name].append(c / a.every)
+    load.append(os.getloadavg()[0])
     print(f"T={length} ({a.preset}, {a.every} iterations + validation on {a.val}), ms an "
-          f"iteration, median of {a.rounds} rounds; load {os.getloadavg()[0]:.1f}")
-    for name, ts in times.items():
-      ratio = statistics.median(t / b for t, b in zip(ts, times["base"]))
-      print(f"  {name:28s} {statistics.median(ts):8.3f} ms  ratio to base {ratio:.3f}  "
-            f"rounds {' '.join(f'{t:.2f}' for t in ts)}")
-      report["rows"].append({"T": length, "candidate": name, "ms": statistics.median(ts),
-                             "ratio": ratio, "rounds": ts})
+          f"iteration, median of {a.rounds} rounds; load {load[0]:.1f} -> {load[1]:.1f}")
+    for name in fns:
+      row = {"T": length, "candidate": name, "load": load}
+      for kind, times in (("wall", wall), ("cpu", cpu)):
+        ts = times[name]
+        ratio = statistics.median(t / b for t, b in zip(ts, times["base"]))
+        row.update({f"{kind}_ms": statistics.median(ts), f"{kind}_ratio": ratio,
+                    f"{kind}_rounds": ts})
+      print(f"  {name:24s} wall {row['wall_ms']:7.3f} ms (x{row['wall_ratio']:.3f})  "
+            f"cpu {row['cpu_ms']:7.3f} ms (x{row['cpu_ratio']:.3f})  wall rounds "
+            f"{' '.join(f'{t:.2f}' for t in wall[name])}")
+      report["rows"].append(row)
   if a.out:
     with open(a.out, "w", encoding="utf-8") as f:
       json.dump(report, f, indent=1)
