@@ -418,12 +418,15 @@ class TPTT(Learner):
   def update(self, model, params, lparams, lstate, batch, loss_fn, key):
     """One TPTT update (steps 1-4 of the module docstring).
 
-    The SRN takes `srn_update`, which walks the window twice (a forward scan, then one reverse
+    The SRN (tanh or ReLU) takes `srn_update`, which walks the window twice (a forward scan, then one reverse
     scan that sets the targets and back-propagates dE together) and does every per-step product
     that does not depend on the recursion as one GEMM over all steps; other cells take
     `update_autodiff`, which differentiates the cell's `step`. Both give the same update.
     """
-    if isinstance(model.core, SRN):
+    core = model.core
+    # The written-out path knows the SRN's own step and these activations' derivatives only (a
+    # subclass may change the step).
+    if type(core) is SRN and core.activation in _ACTIVATION_GRADS:  # pylint: disable=unidiomatic-typecheck
       return self.srn_update(model, params, lparams, lstate, batch, loss_fn, key)
     return self.update_autodiff(model, params, lparams, lstate, batch, loss_fn, key)
 
