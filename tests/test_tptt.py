@@ -183,6 +183,49 @@ def test_tptt_input_weights_by_de_and_tptt_hx_by_local_targets(x64, key):
   assert np.abs(pu_hx["core"]["W_xh"] - reference["core"]["W_xh"]).max() > 1e-6
 
 
+SRN_PATH_CASES = {
+    "paper": dict(name="tptt"),
+    "hx": dict(name="tptt_hx"),
+    "release_noise": dict(name="tptt", variant="release", sigma=0.2, alpha_g=0.5),
+    "noise_targets_terms": dict(name="tptt_hx", sigma=0.1, g_terms="targets"),
+    "either_phase": dict(name="tptt", p_g=0.5, phases="either"),
+    "relu_unroll3_carried_every_step": dict(name="tptt", activation="relu", unroll=3,
+                                            carried=True, last_only=False),
+}
+
+
+@pytest.mark.parametrize("case", list(SRN_PATH_CASES))
+def test_srn_update_equals_autodiff_update(x64, key, case):
+  """The SRN's written-out update (two time loops, GEMMs over all steps, gradients from the
+  outputs) equals autodiff of the cell's step (`update_autodiff`) in every option."""
+  options = dict(SRN_PATH_CASES[case])
+  name, activation = options.pop("name"), options.pop("activation", "tanh")
+  carried, last_only = options.pop("carried", False), options.pop("last_only", True)
+  model, params, _, batch, loss_fn = _problem(key, SRN(H, activation=activation),
+                                             last_only=last_only)
+  learner = learners.get(name, alpha_i=0.3, log_local_losses=True, **options)
+  lparams = learner.init_params(key, model, params)
+  lstate = learner.init_state(model, params, B)
+  if carried:  # a state carried into the window (tasks that carry state)
+    lstate = lstate._replace(model_state=0.5 * jnp.tanh(jax.random.normal(key, (B, H))))
+  for k in range(2):  # two keys: with p_g < 1 one call runs each phase
+    fast, slow = (jax.jit(lambda p, lp, ls, b, kk, f=f: f(model, p, lp, ls, b, loss_fn, kk))(
+        params, lparams, lstate, batch, jax.random.PRNGKey(k))
+        for f in (learner.srn_update, learner.update_autodiff))
+    (state_a, upd_a, aux_a), (state_b, upd_b, aux_b) = fast, slow
+    np.testing.assert_allclose(state_a.model_state, state_b.model_state, rtol=1e-12, atol=1e-15)
+    assert jax.tree.structure(upd_a) == jax.tree.structure(upd_b)
+    for a, b in zip(jax.tree.leaves(upd_a), jax.tree.leaves(upd_b)):
+      np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-15)
+    assert set(aux_a.metrics) == set(aux_b.metrics)
+    for m in aux_a.metrics:
+      np.testing.assert_allclose(aux_a.metrics[m], aux_b.metrics[m], rtol=1e-10, atol=1e-15,
+                                 err_msg=m)
+    np.testing.assert_allclose(aux_a.loss, aux_b.loss, rtol=1e-12)
+    np.testing.assert_allclose(aux_a.outputs, aux_b.outputs, rtol=1e-12, atol=1e-15)
+  assert np.abs(upd_a[0]["core"]["W_hh"]).max() + np.abs(upd_a[1]["V_hh"]).max() > 0
+
+
 # Eq. 9 sums t = 1..T-1 (0-based entries 0..T-2); the release t = 1..T; "targets" t = 2..T.
 G_STEPS = {"eq9": range(0, T - 1), "all": range(0, T), "targets": range(1, T)}
 
@@ -356,7 +399,7 @@ def test_config_errors():
     learners.get("tptt", targets_after_g="yes")
   for field, value in (("p_g", 0.0), ("sigma", -1.0), ("alpha_i", 0.0), ("alpha_g", -1.0),
                        ("variant", "text"), ("g_terms", "1..T"), ("phases", "both"),
-                       ("inverse_init", "zeros")):
+                       ("inverse_init", "zeros"), ("unroll", 0)):
     with pytest.raises(ConfigError, match=f"learner.{field}"):
       config_lib.build(_config(**{field: value}))
 

@@ -302,6 +302,7 @@ class TPTT(Learner):
     inverse_init: "normal" (N(0, 0.1^2)) or "orthogonal" for `V_hh`.
     experimental: allow the LSTM and GRU (experimental extension, see the module docstring).
     log_local_losses: add the per-step local losses `f_loss/{t}`, `g_loss/{t}` to the metrics.
+    unroll: `lax.scan`'s unroll factor for the SRN's two time loops (see `update`).
   """
 
   NAME: ClassVar[str] = "tptt"
@@ -323,6 +324,7 @@ class TPTT(Learner):
   inverse_init: Optional[str] = None
   experimental: bool = False
   log_local_losses: bool = False
+  unroll: int = 1
 
   def __post_init__(self):
     def number(v):
@@ -345,6 +347,8 @@ class TPTT(Learner):
       if (value is not None or field == "variant") and value not in allowed:
         raise ConfigError(f"learner.{field}={value!r} is not allowed for learner {self.NAME!r}; "
                           f"allowed: {', '.join(allowed)}")
+    if not isinstance(self.unroll, int) or isinstance(self.unroll, bool) or self.unroll < 1:
+      raise ConfigError(f"learner.unroll={self.unroll!r} must be an integer >= 1")
     if self.targets_after_g is not None and not isinstance(self.targets_after_g, bool):
       raise ConfigError(f"learner.targets_after_g={self.targets_after_g!r} must be True or False")
 
@@ -412,6 +416,23 @@ class TPTT(Learner):
     return hs, propagate_targets(hs, batch.inputs, direct, inverse_fn, self.alpha_i)
 
   def update(self, model, params, lparams, lstate, batch, loss_fn, key):
+    """One TPTT update (steps 1-4 of the module docstring).
+
+    The SRN (tanh or ReLU) takes `srn_update`, which walks the window twice (a forward scan, then one reverse
+    scan that sets the targets and back-propagates dE together) and does every per-step product
+    that does not depend on the recursion as one GEMM over all steps; other cells take
+    `update_autodiff`, which differentiates the cell's `step`. Both give the same update.
+    """
+    core = model.core
+    # The written-out path knows the SRN's own step and these activations' derivatives only (a
+    # subclass may change the step).
+    if type(core) is SRN and core.activation in _ACTIVATION_GRADS:  # pylint: disable=unidiomatic-typecheck
+      return self.srn_update(model, params, lparams, lstate, batch, loss_fn, key)
+    return self.update_autodiff(model, params, lparams, lstate, batch, loss_fn, key)
+
+  def update_autodiff(self, model, params, lparams, lstate, batch, loss_fn, key):
+    """`update` for any cell: autodiff of the cell's `step`, the phases as functions of the
+    parameters (`local_losses`, `inverse_losses`); the reference `srn_update` is tested against."""
     core = model.core
     state0 = lstate.model_state
     inputs = batch.inputs
@@ -448,20 +469,11 @@ class TPTT(Learner):
         lambda lp: inverse_losses(core, params["core"], lp, prev, inputs, noise), lparams,
         weights=g_weights(self.option("g_terms"), hs.shape[0], hs.dtype))
 
-    # Which phases run (sec. 3.1.3).
-    if self.p_g < 1.0:
-      run_g = jax.random.bernoulli(k_phase, self.p_g)
-      run_f = ~run_g if self.option("phases") == "either" else jnp.asarray(True)
-    else:
-      run_g = run_f = jnp.asarray(True)
+    run_g, run_f = self._phases(k_phase)
 
     # Targets (eqs. 3, 8), constants from here on; with `targets_after_g` from the inverse one
     # (plain) G step later, as the release's F step sees it.
-    target_lparams = lparams
-    if self.option("targets_after_g"):
-      target_lparams = jax.tree.map(
-          lambda v, g: v - self.alpha_g * jnp.where(run_g, g, jnp.zeros_like(g)), lparams,
-          g_grads)
+    target_lparams = self._target_lparams(lparams, g_grads, run_g)
     inverse_fn = lambda x, h: inverse(core, params["core"], target_lparams, x, h)
     targets = jax.lax.stop_gradient(
         propagate_targets(hs, inputs, direct, inverse_fn, self.alpha_i))
@@ -473,25 +485,141 @@ class TPTT(Learner):
     if not self.local_input:
       core_updates[in_key] = grad_e["core"][in_key]
     param_updates = {"core": core_updates, "readout": grad_e["readout"]}
-    skip = lambda run, tree: jax.tree.map(lambda g: jnp.where(run, g, jnp.zeros_like(g)), tree)
-    g_grads = skip(run_g, g_grads)
-    param_updates = skip(run_f, param_updates)  # the diagnostics below use the direction itself
-
     rec_key = _recurrent_key(core)
+    bptt_recurrent = None if self.local_input else grad_e["core"][rec_key]
+    return self._result(final, param_updates, g_grads, run_g, run_f, f_losses, g_losses, loss,
+                        outputs, rec_key, bptt_recurrent)
+
+  def _phases(self, k_phase):
+    """`(run_g, run_f)`: which phases this call runs (sec. 3.1.3), boolean scalars."""
+    if self.p_g < 1.0:
+      run_g = jax.random.bernoulli(k_phase, self.p_g)
+      run_f = ~run_g if self.option("phases") == "either" else jnp.asarray(True)
+    else:
+      run_g = run_f = jnp.asarray(True)
+    return run_g, run_f
+
+  def _target_lparams(self, lparams, g_grads, run_g):
+    """The inverse the targets use: `lparams`, or with `targets_after_g` one plain G step on."""
+    if not self.option("targets_after_g"):
+      return lparams
+    return jax.tree.map(lambda v, g: v - self.alpha_g * jnp.where(run_g, g, jnp.zeros_like(g)),
+                        lparams, g_grads)
+
+  def _result(self, final, param_updates, g_grads, run_g, run_f, f_losses, g_losses, loss,
+              outputs, rec_key, bptt_recurrent):
+    """`update`'s return value: the skipped phases zeroed, and the metrics."""
+    skip = lambda run, tree: jax.tree.map(lambda g: jnp.where(run, g, jnp.zeros_like(g)), tree)
+    # The diagnostics use the direction itself, before the skip.
+    direction = param_updates["core"][rec_key]
+    g_grads = skip(run_g, g_grads)
+    param_updates = skip(run_f, param_updates)
+    dtype = f_losses.dtype
     metrics = {
         "f_loss": jnp.sum(f_losses),
-        "g_loss": jnp.sum(g_weights(self.option("g_terms"), hs.shape[0], hs.dtype) * g_losses),
-        "g_phase": run_g.astype(hs.dtype),
-        "f_phase": run_f.astype(hs.dtype),
-        "recurrent_update_norm": jnp.linalg.norm(core_updates[rec_key]),
+        "g_loss": jnp.sum(g_weights(self.option("g_terms"), f_losses.shape[0], dtype) * g_losses),
+        "g_phase": run_g.astype(dtype),
+        "f_phase": run_f.astype(dtype),
+        "recurrent_update_norm": jnp.linalg.norm(direction),
     }
-    if not self.local_input:
-      metrics["bptt_cosine_recurrent"] = _cosine(core_updates[rec_key], grad_e["core"][rec_key])
+    if bptt_recurrent is not None:
+      metrics["bptt_cosine_recurrent"] = _cosine(direction, bptt_recurrent)
     if self.log_local_losses:
-      for t in range(hs.shape[0]):
+      for t in range(f_losses.shape[0]):
         metrics[f"f_loss/{t + 1:03d}"] = f_losses[t]
         metrics[f"g_loss/{t + 1:03d}"] = g_losses[t]
     return CarriedState(final), (param_updates, g_grads), Aux(loss, outputs, metrics)
+
+  def srn_update(self, model, params, lparams, lstate, batch, loss_fn, key):
+    """`update` for the SRN, written out so that only the recursions are sequential.
+
+    Two time loops: the forward scan `h_t = act(a_t + h_{t-1} W_hh)` (the input projections
+    `a_t = x_t W_xh + b_h` of all steps as one GEMM before it) and one reverse scan that carries
+    both the targets' correction (eq. 8) and BPTT's `dE/dpre_t` (for eq. 12's `dE/dW_xh` and the
+    `bptt_cosine_recurrent` diagnostic). Every other product is one GEMM over all `T * batch`
+    rows, with the gradients written out: the phases' `F(x_t, h_{t-1})` (no noise) is the forward
+    pass's `h_t` and their derivatives come from the outputs (`act'` of tanh is `1 - y^2`, of
+    ReLU `y > 0`), so the phases recompute nothing; `G(x_t, h_t)` serves both the G-phase and
+    the targets when they use the same inverse. Equal to `update_autodiff` up to float rounding
+    (`tests/test_tptt.py`).
+    """
+    core = model.core
+    cp = params["core"]
+    act, dact = ACTIVATIONS[core.activation], _ACTIVATION_GRADS[core.activation]
+    inputs = batch.inputs
+    h0 = lstate.model_state
+    dtype = h0.dtype
+    mse_scale = 2.0 / (h0.shape[0] * h0.shape[1])  # d mean((a - b)^2) / da over [batch, H]
+    xw = inputs @ cp["W_xh"]  # [T, B, H]: every step's input projection, one GEMM
+
+    def forward_step(h, a):
+      h = act(a + h @ cp["W_hh"])
+      return h, h
+
+    final, hs = jax.lax.scan(forward_step, h0, xw + cp["b_h"], unroll=self.unroll)
+    prev = jnp.concatenate([h0[None], hs[:-1]])  # h_0 .. h_{T-1}
+
+    # The loss, the readout's gradient (eq. 11) and the direct dE/dh_t (batched, no time loop).
+    def objective(readout, h):
+      outputs = model.readout({"readout": readout}, h)
+      return window_loss(loss_fn, outputs, batch), outputs
+
+    (loss, outputs), (grad_readout, direct) = jax.value_and_grad(
+        objective, argnums=(0, 1), has_aux=True)(params["readout"], hs)
+
+    # G-phase (eq. 9 with the noise of sec. 3.1.2): G(x_t, F(x_t, h_{t-1} + eps)) ~ h_{t-1} + eps.
+    k_phase, k_noise = jax.random.split(key)
+    if self.sigma > 0:
+      noise = self.sigma * jax.random.normal(k_noise, hs.shape, hs.dtype)
+      g_target = prev + noise
+      g_in = act(xw + g_target @ cp["W_hh"] + cp["b_h"])
+    else:
+      g_target, g_in = prev, hs
+    g_out = act(xw + g_in @ lparams["V_hh"] + lparams["c_h"])
+    g_losses = _mse_per_step(g_out, g_target)
+    weights = g_weights(self.option("g_terms"), hs.shape[0], dtype)
+    d_pre = (mse_scale * weights[:, None, None]) * (g_out - g_target) * dact(g_out)
+    g_grads = {"V_hh": _sum_outer(g_in, d_pre), "c_h": jnp.sum(d_pre, axis=(0, 1))}
+
+    run_g, run_f = self._phases(k_phase)
+    target_lparams = self._target_lparams(lparams, g_grads, run_g)
+    u = xw + target_lparams["c_h"]  # G's pre-activation less its recurrent term
+    if target_lparams is lparams and self.sigma == 0:
+      g_h = g_out  # G(x_t, h_t), shared with the G-phase
+    else:
+      g_h = act(u + hs @ target_lparams["V_hh"])
+
+    # One reverse scan: the targets (eqs. 3, 8) and, for eq. 12, BPTT's dE/dpre_t.
+    alpha_i, v_hh, w_hh_t = self.alpha_i, target_lparams["V_hh"], cp["W_hh"].T
+    with_bptt = not self.local_input
+
+    def backward_step(carry, xs):
+      correction, d_next = carry
+      h, g, u_t, g_h_t = xs
+      target = h + correction - alpha_i * g
+      # What step t-1 receives: G(x_t, h^_t) - G(x_t, h_t).
+      correction = act(u_t + target @ v_hh) - g_h_t
+      if with_bptt:
+        d_next = (g + d_next @ w_hh_t) * dact(h)
+      return (correction, d_next), (target, d_next)
+
+    zeros = jnp.zeros_like(h0)
+    _, (targets, d_bptt) = jax.lax.scan(backward_step, (zeros, zeros), (hs, direct, u, g_h),
+                                        reverse=True, unroll=self.unroll)
+
+    # F-phase (eq. 10; eq. 13 for tptt_hx): F(x_t, h_{t-1}) is h_t, h_{t-1} and h^_t constants.
+    f_losses = _mse_per_step(hs, targets)
+    d_pre = mse_scale * (hs - targets) * dact(hs)
+    core_updates = {"W_hh": _sum_outer(prev, d_pre), "b_h": jnp.sum(d_pre, axis=(0, 1))}
+    bptt_recurrent = None
+    if with_bptt:  # eq. 12: W_xh by dE, the full BPTT gradient
+      core_updates["W_xh"] = _sum_outer(inputs, d_bptt)
+      bptt_recurrent = _sum_outer(prev, d_bptt)
+    else:
+      core_updates["W_xh"] = _sum_outer(inputs, d_pre)
+    param_updates = {"core": core_updates, "readout": grad_readout}
+    return self._result(final, param_updates, g_grads, run_g, run_f, f_losses, g_losses, loss,
+                        outputs, "W_hh", bptt_recurrent)
 
 
 def _value_and_grad_sum(fn, params, weights=None):
@@ -504,6 +632,18 @@ def _value_and_grad_sum(fn, params, weights=None):
 
   (_, losses), grads = jax.value_and_grad(total, has_aux=True)(params)
   return losses, grads
+
+
+def _sum_outer(a, b):
+  """`sum_t a_t^T b_t`: `[T, B, I], [T, B, J] -> [I, J]`, one GEMM over the `T * B` rows."""
+  return jnp.einsum("tbi,tbj->ij", a, b)
+
+
+# The activations' derivatives as functions of their outputs y = act(z).
+_ACTIVATION_GRADS = {
+    "tanh": lambda y: 1.0 - jnp.square(y),
+    "relu": lambda y: (y > 0).astype(y.dtype),
+}
 
 
 def _recurrent_key(core) -> str:
