@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from tca_jax.backend import only_where, scan_unroll
-from tca_jax.cells.lstm import LSTMState
 from tca_jax.learners.sab.forward import Entering
+from tca_jax.ops.lstm_scan import lstm_cell_backward, lstm_cell_forward
 
 
 class Cotangents(NamedTuple):
@@ -80,7 +80,11 @@ def reverse(learner, model, params, entering: Entering, inputs, memory, keys, dm
   # XLA from folding it back into the matmuls), so that each step runs a plain [B, 4H] x [4H, H]
   # matmul: XLA's CPU backend ran the contraction over W's second axis slower.
   transposed = jax.lax.optimization_barrier(
-      {"W_h": lstm_params["W_h"].T, "W_x": lstm_params["W_x"].T, "W1": w1.T})
+      {"W_h": lstm_params["W_h"].T, "W1": w1.T})
+  # What a sparse step's VJP differentiates: the attention and the readout. The LSTM's own
+  # weight gradients and the inputs' cotangent are one GEMM each over the stretch, after the scan
+  # (what cuDNN does), from the gate cotangents the scan returns.
+  head_params = {"core": {"attn": params["core"]["attn"]}, "readout": params["readout"]}
 
   def sparse_step(cot: Cotangents, e: Entering, xs: StepData):
     # Only the k+1 candidates enter the VJP: the memory cotangents are scatter-adds of
@@ -88,18 +92,16 @@ def reverse(learner, model, params, entering: Entering, inputs, memory, keys, dm
     gates = e.gates
     if not learner.store_gates:
       gates = lstm.gates(lstm_params, e.h, xs.x)
-    (h_hat, _), vjp_gates = jax.vjp(lstm.from_gates, gates, e.c)
+    h_hat, _, act = lstm_cell_forward(gates, e.c)
     idx, valid = e.selection  # the forward pass's selection: no second pass over all M weights
     (_, loss), vjp_head = jax.vjp(
         lambda p, hh, ms, ks: head(p, hh, ms, ks, valid, xs.target, xs.mask),
-        params, h_hat, memory[idx, rows], keys[idx, rows])
+        head_params, h_hat, memory[idx, rows], keys[idx, rows])
     g_p, g_hat, g_ms, g_ks = vjp_head((cot.dh, jnp.ones_like(loss) if with_loss else 0 * loss))
-    g_gates, g_c = vjp_gates(LSTMState(g_hat, cot.dc))
-    g_lstm = {"W_x": xs.x.T @ g_gates, "W_h": e.h.T @ g_gates, "b": jnp.sum(g_gates, 0)}
-    g_p["core"]["lstm"] = jax.tree.map(jnp.add, g_p["core"]["lstm"], g_lstm)
-    g_h, g_x = g_gates @ transposed["W_h"], g_gates @ transposed["W_x"]
+    g_gates, g_c = lstm_cell_backward(act, e.c, g_hat, cot.dc)
+    g_h = g_gates @ transposed["W_h"]
     return g_p, Cotangents(g_h, g_c, cot.dmem.at[idx, rows].add(g_ms),
-                           cot.dkeys.at[idx, rows].add(g_ks)), g_x
+                           cot.dkeys.at[idx, rows].add(g_ks)), g_gates
 
   def dense_step(cot: Cotangents, e: Entering, xs: StepData):
     (_, _, loss), vjp = jax.vjp(
@@ -119,18 +121,29 @@ def reverse(learner, model, params, entering: Entering, inputs, memory, keys, dm
       cot = cot._replace(dh=only_where(core.writes(e.t, e.count),
                                        lambda: dh + row_m + row_k @ transposed["W1"], dh))
     step = dense_step if core.dense else sparse_step
-    g_p, cot, g_x = step(cot, e, xs)
+    g_p, cot, out = step(cot, e, xs)
     cut = jnp.mod(e.t, learner.k_trunc) == 0
     cot = cot._replace(dh=jnp.where(cut, 0.0, cot.dh), dc=jnp.where(cut, 0.0, cot.dc))
     grads = jax.tree.map(jnp.add, grads, g_p)
-    return (cot, grads), g_x
+    return (cot, grads), out
 
   if not with_loss:
     targets = mask = jnp.zeros(inputs.shape[:2], inputs.dtype)
-  zeros = jax.tree.map(jnp.zeros_like, params)
+  zeros = jax.tree.map(jnp.zeros_like, params if core.dense else head_params)
   carry = (Cotangents(jnp.zeros_like(entering.h[0]), jnp.zeros_like(entering.c[0]), dmem, dkeys),
            zeros)
-  (cot, grads), dinputs = jax.lax.scan(
+  (cot, grads), per_step = jax.lax.scan(
       body, carry, StepData(entering, inputs, targets, mask), reverse=True,
       unroll=scan_unroll(learner.unroll))
+  if core.dense:
+    return grads, cot.dmem, cot.dkeys, per_step
+  # The LSTM's weight gradients and the inputs' cotangent from the stretch's gate cotangents
+  # dz [W, batch, 4H]: one GEMM each over all its steps.
+  dz = per_step
+  flat = lambda a: a.reshape(-1, a.shape[-1])
+  grads = {"core": {"attn": grads["core"]["attn"],
+                    "lstm": {"W_x": flat(inputs).T @ flat(dz), "W_h": flat(entering.h).T @ flat(dz),
+                             "b": jnp.sum(flat(dz), 0)}},
+           "readout": grads["readout"]}
+  dinputs = (flat(dz) @ lstm_params["W_x"].T).reshape(inputs.shape)
   return grads, cot.dmem, cot.dkeys, dinputs
