@@ -10,6 +10,7 @@ from tca_jax import cells, diagnostics, learners, tasks
 from tca_jax.cells.lstm import LSTM, LSTMState
 from tca_jax.model import Model
 from tca_jax.ops.lstm_scan import lstm_cell_backward, lstm_cell_forward, lstm_scan
+from tca_jax.registry import ConfigError
 
 
 def _problem(length=13, batch=3, n_in=4, hidden=5):
@@ -80,6 +81,11 @@ def test_fused_learner_equals_the_unfused_one(name, options, x64):
 
   for update_every in (None, 4):
     got = grad(learners.get(name, fused=True, **options), update_every)
-    want = grad(learners.get(name, **options), update_every)
+    want = grad(learners.get(name, fused=False, **options), update_every)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
       np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_fused_option_is_checked():
+  with pytest.raises(ConfigError, match="learner.fused"):
+    learners.get("bptt", fused="yes")

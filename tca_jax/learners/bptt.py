@@ -34,15 +34,17 @@ class BPTT(Learner):
       O(T * activations)).
     unroll: `lax.scan` unroll factor; None: 1 on the CPU, 8 on a GPU or TPU (`scan_unroll`).
     fused: run a cell that has one (the LSTM) as one op with a hand-written VJP
-      (`tca_jax.ops.lstm_scan`: input projections and weight gradients as one GEMM over the
-      window each); ignored with `remat`.
+      (`tca_jax.ops.lstm_scan`: the weight gradients as one GEMM over the window after the
+      reverse scan, the cell's backward by hand from stored gates): the same gradient up to
+      float rounding, 0.82x the step time and less memory on the CPU (docs/PERFORMANCE.md);
+      False: autodiff of the cell's scan. Ignored with `remat` and for cells without one.
   """
 
   NAME: ClassVar[str] = "bptt"
   generic_cells: ClassVar[bool] = True
   remat: bool = False
   unroll: Optional[int] = None
-  fused: bool = False
+  fused: bool = True
 
   def __post_init__(self):
     scan_unroll(self.unroll)  # validates

@@ -2,12 +2,12 @@
 
     lstm_scan(W_x, W_h, b, h0, c0, xs, cut) -> (hs [T, B, H], (h_T, c_T))
 
-Forward: the input projections of every step `xs W_x + b` as one `[T B, in] x [in, 4H]` GEMM
-before the scan; the scan holds only `h_{t-1} W_h` and the gates' elementwise update, and stores
-each step's activated gates and cell state. Backward (a custom VJP of the whole scan): a reverse
-scan that holds only the cell's backward from the stored gates and `dz_t W_h^T`; the weight
-gradients then come as one GEMM over all steps each (`W_h`: `[H, T B] x [T B, 4H]`; `W_x`; `b` a
-sum), and the inputs' cotangent `dz W_x^T` likewise.
+Forward: a scan of `x_t W_x + h_{t-1} W_h + b` and the gates' elementwise update, storing each
+step's activated gates and cell state. (The input projections of all steps as one GEMM before the
+scan, as cuDNN does, measured slower on XLA:CPU: see `_forward`.) Backward (a custom VJP of the
+whole scan): a reverse scan that holds only the cell's backward from the stored gates and
+`dz_t W_h^T`; the weight gradients then come as one GEMM over all steps each (`W_h`:
+`[H, T B] x [T B, 4H]`; `W_x`; `b` a sum), and the inputs' cotangent `dz W_x^T` likewise.
 
 `cut [T]` (bool) is block truncation: where `cut[t]`, the state entering step t is a constant
 (`stop_gradient`), so no cotangent flows from step t to step t - 1 (TBPTT, SAB's `k_trunc`).
@@ -69,15 +69,15 @@ def lstm_cell_backward(act: Activations, c_prev, dh, dc):
 
 
 def _forward(w_x, w_h, b, h0, c0, xs, unroll):
-  t_len, batch = xs.shape[:2]
-  xp = (xs.reshape(t_len * batch, -1) @ w_x + b).reshape(t_len, batch, -1)
-
-  def body(carry, xp_t):
+  # `x_t W_x` stays inside the loop: projecting all steps first (one [T B, in] x [in, 4H] GEMM)
+  # made the step 1.3x slower on XLA:CPU, whose elementwise fusions then read the step's slice
+  # of the [T, B, 4H] projections in place (docs/PERFORMANCE.md).
+  def body(carry, x):
     h, c = carry
-    h, c, act = lstm_cell_forward(xp_t + h @ w_h, c)
+    h, c, act = lstm_cell_forward(x @ w_x + h @ w_h + b, c)
     return (h, c), (h, act)
 
-  (h, c), (hs, acts) = jax.lax.scan(body, (h0, c0), xp, unroll=unroll)
+  (h, c), (hs, acts) = jax.lax.scan(body, (h0, c0), xs, unroll=unroll)
   return hs, (h, c), acts
 
 

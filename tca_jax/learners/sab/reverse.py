@@ -80,10 +80,9 @@ def reverse(learner, model, params, entering: Entering, inputs, memory, keys, dm
   # XLA from folding it back into the matmuls), so that each step runs a plain [B, 4H] x [4H, H]
   # matmul: XLA's CPU backend ran the contraction over W's second axis slower.
   transposed = jax.lax.optimization_barrier(
-      {"W_h": lstm_params["W_h"].T, "W1": w1.T})
-  # What a sparse step's VJP differentiates: the attention and the readout. The LSTM's own
-  # weight gradients and the inputs' cotangent are one GEMM each over the stretch, after the scan
-  # (what cuDNN does), from the gate cotangents the scan returns.
+      {"W_h": lstm_params["W_h"].T, "W_x": lstm_params["W_x"].T, "W1": w1.T})
+  # What a sparse step's VJP differentiates: the attention and the readout; the LSTM's part is
+  # the hand-written cell backward (`lstm_cell_backward`) and its weight-gradient products.
   head_params = {"core": {"attn": params["core"]["attn"]}, "readout": params["readout"]}
 
   def sparse_step(cot: Cotangents, e: Entering, xs: StepData):
@@ -99,9 +98,13 @@ def reverse(learner, model, params, entering: Entering, inputs, memory, keys, dm
         head_params, h_hat, memory[idx, rows], keys[idx, rows])
     g_p, g_hat, g_ms, g_ks = vjp_head((cot.dh, jnp.ones_like(loss) if with_loss else 0 * loss))
     g_gates, g_c = lstm_cell_backward(act, e.c, g_hat, cot.dc)
-    g_h = g_gates @ transposed["W_h"]
+    # The weight gradients stay per step: one GEMM over the stretch after the scan needs the gate
+    # cotangents of every step, [W, batch, 4H], which raised the step's memory by a third.
+    g_p["core"]["lstm"] = {"W_x": xs.x.T @ g_gates, "W_h": e.h.T @ g_gates,
+                           "b": jnp.sum(g_gates, 0)}
+    g_h, g_x = g_gates @ transposed["W_h"], g_gates @ transposed["W_x"]
     return g_p, Cotangents(g_h, g_c, cot.dmem.at[idx, rows].add(g_ms),
-                           cot.dkeys.at[idx, rows].add(g_ks)), g_gates
+                           cot.dkeys.at[idx, rows].add(g_ks)), g_x
 
   def dense_step(cot: Cotangents, e: Entering, xs: StepData):
     (_, _, loss), vjp = jax.vjp(
@@ -121,29 +124,18 @@ def reverse(learner, model, params, entering: Entering, inputs, memory, keys, dm
       cot = cot._replace(dh=only_where(core.writes(e.t, e.count),
                                        lambda: dh + row_m + row_k @ transposed["W1"], dh))
     step = dense_step if core.dense else sparse_step
-    g_p, cot, out = step(cot, e, xs)
+    g_p, cot, g_x = step(cot, e, xs)
     cut = jnp.mod(e.t, learner.k_trunc) == 0
     cot = cot._replace(dh=jnp.where(cut, 0.0, cot.dh), dc=jnp.where(cut, 0.0, cot.dc))
     grads = jax.tree.map(jnp.add, grads, g_p)
-    return (cot, grads), out
+    return (cot, grads), g_x
 
   if not with_loss:
     targets = mask = jnp.zeros(inputs.shape[:2], inputs.dtype)
-  zeros = jax.tree.map(jnp.zeros_like, params if core.dense else head_params)
+  zeros = jax.tree.map(jnp.zeros_like, params)
   carry = (Cotangents(jnp.zeros_like(entering.h[0]), jnp.zeros_like(entering.c[0]), dmem, dkeys),
            zeros)
-  (cot, grads), per_step = jax.lax.scan(
+  (cot, grads), dinputs = jax.lax.scan(
       body, carry, StepData(entering, inputs, targets, mask), reverse=True,
       unroll=scan_unroll(learner.unroll))
-  if core.dense:
-    return grads, cot.dmem, cot.dkeys, per_step
-  # The LSTM's weight gradients and the inputs' cotangent from the stretch's gate cotangents
-  # dz [W, batch, 4H]: one GEMM each over all its steps.
-  dz = per_step
-  flat = lambda a: a.reshape(-1, a.shape[-1])
-  grads = {"core": {"attn": grads["core"]["attn"],
-                    "lstm": {"W_x": flat(inputs).T @ flat(dz), "W_h": flat(entering.h).T @ flat(dz),
-                             "b": jnp.sum(flat(dz), 0)}},
-           "readout": grads["readout"]}
-  dinputs = (flat(dz) @ lstm_params["W_x"].T).reshape(inputs.shape)
   return grads, cot.dmem, cot.dkeys, dinputs
