@@ -83,6 +83,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.learner.name = "bptt"
   c.learner.remat = placeholder(bool)  # bptt, tbptt
   c.learner.unroll = placeholder(int)  # bptt, tbptt, sab: lax.scan unroll
+  c.learner.fused = placeholder(bool)  # bptt, tbptt: the lstm as one op with a hand VJP
   c.learner.truncation = placeholder(int)  # tbptt
   c.learner.k_trunc = placeholder(int)  # sab: sequential truncation (and mental-update reach)
   c.learner.mental_updates = placeholder(bool)  # sab: False = memories are leaves (Table 4)

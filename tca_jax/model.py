@@ -52,7 +52,7 @@ class Model:
     return state, self.readout(params, features)
 
   def unroll(self, params, state, inputs, *, truncation: int | None = None, remat: bool = False,
-             perturbations=None, unroll: int = 1):
+             perturbations=None, unroll: int = 1, fused: bool = False):
     """Runs the model over a window.
 
     Args:
@@ -66,10 +66,17 @@ class Model:
       perturbations: optional pytree shaped like `state` with a leading time axis, added to the
         state entering each step; differentiating with respect to zeros gives `dE/dh_{t-1}`.
       unroll: `lax.scan`'s unroll factor.
+      fused: run the core's `fused_scan` (one op with a hand-written VJP) where the core has one
+        (`has_fused_scan`) and neither `remat` nor `perturbations` is asked for.
 
     Returns:
       `(final_state, outputs [time, batch, out])`.
     """
+    if fused and self.core.has_fused_scan and not remat and perturbations is None:
+      t = jnp.arange(inputs.shape[0])
+      cut = (t % truncation == 0) if truncation is not None else jnp.zeros(t.shape, bool)
+      final_state, features = self.core.fused_scan(params["core"], state, inputs, cut, unroll)
+      return final_state, self.readout(params, features)
     core_step = self.core.step
     if remat:
       core_step = jax.checkpoint(core_step)

@@ -13,6 +13,8 @@ a cell has them:
     recurrent_matrix(params) -> [H, H] or None   the matrix whose spectral radius is logged
     hidden(state) -> [batch, H]                  the hidden output h_t inside a state
     has_attention_map, attention_map(params, inputs)   cores with a memory (SAB)
+    has_fused_scan, fused_scan(params, state, inputs, cut, unroll)
+                                                 the window as one op with a hand VJP (LSTM)
 
 `config.build` checks once that `model.cell` builds a `Cell`.
 """
@@ -32,6 +34,9 @@ class Cell:
   # Paths inside the core's params that no learner updates (the echo state network's W_hh);
   # `config.build` adds them to `model.frozen`.
   frozen_params: ClassVar[tuple] = ()
+  # Whether `fused_scan` runs the window as one op with a hand-written VJP (`Model.unroll`'s
+  # `fused=True`; the LSTM's `tca_jax.ops.lstm_scan`).
+  has_fused_scan: ClassVar[bool] = False
 
   @property
   def feature_size(self) -> int:
@@ -58,3 +63,13 @@ class Cell:
   def attention_map(self, params, inputs, dtype=None) -> jax.Array:
     """Attention weights `[T, batch, M]` of a forward pass; cores with `has_attention_map`."""
     raise NotImplementedError(f"{type(self).__name__} has no attention over memories")
+
+  def fused_scan(self, params, state, inputs, cut, unroll: int = 1):
+    """The window in one op: `(final state, features [T, batch, F])`; cores with `has_fused_scan`.
+
+    Args:
+      params, state: as for `step`; inputs: `[T, batch, in]`.
+      cut: `[T]` bool, where the state entering a step is a constant (block truncation).
+      unroll: the scans' unroll factor.
+    """
+    raise NotImplementedError(f"{type(self).__name__} has no fused scan")

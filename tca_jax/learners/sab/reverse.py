@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from tca_jax.backend import only_where, scan_unroll
-from tca_jax.cells.lstm import LSTMState
 from tca_jax.learners.sab.forward import Entering
+from tca_jax.ops.lstm_scan import lstm_cell_backward, lstm_cell_forward
 
 
 class Cotangents(NamedTuple):
@@ -81,6 +81,15 @@ def reverse(learner, model, params, entering: Entering, inputs, memory, keys, dm
   # matmul: XLA's CPU backend ran the contraction over W's second axis slower.
   transposed = jax.lax.optimization_barrier(
       {"W_h": lstm_params["W_h"].T, "W_x": lstm_params["W_x"].T, "W1": w1.T})
+  # What a sparse step's VJP differentiates: the attention and the readout; the LSTM's part is
+  # the hand-written cell backward (`lstm_cell_backward`) and its weight-gradient products.
+  head_params = {"core": {"attn": params["core"]["attn"]}, "readout": params["readout"]}
+  # With the gate pre-activations stored, the LSTM's weight gradients and the inputs' cotangent
+  # are one GEMM each over the stretch after the scan (what cuDNN does): each step overwrites its
+  # own gates in that buffer with their cotangents dz_t, so the [W, batch, 4H] cotangents cost
+  # no memory beyond the stored gates (a separate output raised the step's memory by a third).
+  # Without stored gates the products stay per step.
+  one_gemm = not core.dense and learner.store_gates
 
   def sparse_step(cot: Cotangents, e: Entering, xs: StepData):
     # Only the k+1 candidates enter the VJP: the memory cotangents are scatter-adds of
@@ -88,18 +97,21 @@ def reverse(learner, model, params, entering: Entering, inputs, memory, keys, dm
     gates = e.gates
     if not learner.store_gates:
       gates = lstm.gates(lstm_params, e.h, xs.x)
-    (h_hat, _), vjp_gates = jax.vjp(lstm.from_gates, gates, e.c)
+    h_hat, _, act = lstm_cell_forward(gates, e.c)
     idx, valid = e.selection  # the forward pass's selection: no second pass over all M weights
     (_, loss), vjp_head = jax.vjp(
         lambda p, hh, ms, ks: head(p, hh, ms, ks, valid, xs.target, xs.mask),
-        params, h_hat, memory[idx, rows], keys[idx, rows])
+        head_params, h_hat, memory[idx, rows], keys[idx, rows])
     g_p, g_hat, g_ms, g_ks = vjp_head((cot.dh, jnp.ones_like(loss) if with_loss else 0 * loss))
-    g_gates, g_c = vjp_gates(LSTMState(g_hat, cot.dc))
-    g_lstm = {"W_x": xs.x.T @ g_gates, "W_h": e.h.T @ g_gates, "b": jnp.sum(g_gates, 0)}
-    g_p["core"]["lstm"] = jax.tree.map(jnp.add, g_p["core"]["lstm"], g_lstm)
-    g_h, g_x = g_gates @ transposed["W_h"], g_gates @ transposed["W_x"]
+    g_gates, g_c = lstm_cell_backward(act, e.c, g_hat, cot.dc)
+    out = g_gates
+    if not one_gemm:
+      g_p["core"]["lstm"] = {"W_x": xs.x.T @ g_gates, "W_h": e.h.T @ g_gates,
+                             "b": jnp.sum(g_gates, 0)}
+      out = g_gates @ transposed["W_x"]
+    g_h = g_gates @ transposed["W_h"]
     return g_p, Cotangents(g_h, g_c, cot.dmem.at[idx, rows].add(g_ms),
-                           cot.dkeys.at[idx, rows].add(g_ks)), g_x
+                           cot.dkeys.at[idx, rows].add(g_ks)), out
 
   def dense_step(cot: Cotangents, e: Entering, xs: StepData):
     (_, _, loss), vjp = jax.vjp(
@@ -109,9 +121,12 @@ def reverse(learner, model, params, entering: Entering, inputs, memory, keys, dm
                                         jnp.ones_like(loss) if with_loss else 0 * loss))
     return g_p, Cotangents(g_h, g_c, cot.dmem + g_m, cot.dkeys + g_k), g_x
 
-  def body(carry, xs: StepData):
-    cot, grads = carry
+  def body(carry, xs_i):
+    xs, i = xs_i
+    cot, grads, buf = carry
     e = xs.entering
+    if one_gemm:
+      e = e._replace(gates=buf[i])
     if learner.mental_updates:
       dh = cot.dh
       slot = jnp.minimum(e.count, core.max_memories - 1).astype(jnp.int32)
@@ -123,14 +138,27 @@ def reverse(learner, model, params, entering: Entering, inputs, memory, keys, dm
     cut = jnp.mod(e.t, learner.k_trunc) == 0
     cot = cot._replace(dh=jnp.where(cut, 0.0, cot.dh), dc=jnp.where(cut, 0.0, cot.dc))
     grads = jax.tree.map(jnp.add, grads, g_p)
-    return (cot, grads), g_x
+    if one_gemm:
+      return (cot, grads, jax.lax.dynamic_update_index_in_dim(buf, g_x, i, 0)), None
+    return (cot, grads, buf), g_x
 
   if not with_loss:
     targets = mask = jnp.zeros(inputs.shape[:2], inputs.dtype)
-  zeros = jax.tree.map(jnp.zeros_like, params)
+  zeros = jax.tree.map(jnp.zeros_like, params if not one_gemm else head_params)
+  buf = ()
+  if one_gemm:
+    buf, entering = entering.gates, entering._replace(gates=())
   carry = (Cotangents(jnp.zeros_like(entering.h[0]), jnp.zeros_like(entering.c[0]), dmem, dkeys),
-           zeros)
-  (cot, grads), dinputs = jax.lax.scan(
-      body, carry, StepData(entering, inputs, targets, mask), reverse=True,
-      unroll=scan_unroll(learner.unroll))
+           zeros, buf)
+  (cot, grads, buf), dinputs = jax.lax.scan(
+      body, carry, (StepData(entering, inputs, targets, mask), jnp.arange(inputs.shape[0])),
+      reverse=True, unroll=scan_unroll(learner.unroll))
+  if one_gemm:
+    flat = lambda a: a.reshape(-1, a.shape[-1])
+    dz = flat(buf)  # [W batch, 4H]: the gate cotangents of every step
+    grads = {"core": {"attn": grads["core"]["attn"],
+                      "lstm": {"W_x": flat(inputs).T @ dz, "W_h": flat(entering.h).T @ dz,
+                               "b": jnp.sum(dz, 0)}},
+             "readout": grads["readout"]}
+    dinputs = (dz @ lstm_params["W_x"].T).reshape(inputs.shape)
   return grads, cot.dmem, cot.dkeys, dinputs
