@@ -93,6 +93,16 @@ def format_cell(cell, metric, paper, first: bool = True, with_paper: bool = True
     ours = (f"{ours} [seeds: {per_seed}]" if finite.size else f"[seeds: {per_seed}]")
   elif metric.key == "t_max" and finite.size:
     ours = f">= {ours}" if cell.detail.startswith("solved up to") else f"{ours}, {cell.detail}"
+  elif all(st == "pending" for st in states):
+    ours = "not run yet"
+  elif not done.any():
+    # Every seed is partial (a run stopped or still going): its last evaluation, marked so.
+    partial = vals[np.isfinite(vals)]
+    where = "; ".join(sorted({r.detail for r in cell.seeds if r.state != "done"}))
+    so_far = (_fmt(float(partial.mean()), metric.fmt) if partial.size == 1 else
+              f"{_fmt(float(partial.mean()), metric.fmt)} ± {_fmt(float(partial.std()), metric.fmt)}"
+              ) if partial.size else "–"
+    ours = f"{so_far} so far ({where})"
   elif not done.all():
     others = sorted({r.detail for r in cell.seeds if r.state != "done"})
     ours = (f"{ours} [{int(done.sum())} of {len(done)} seeds finished; the others: "

@@ -268,6 +268,8 @@ def run_cell(table: tables.Table, row: tables.Row, setting: tables.Setting, pres
         results = run(config, setting.metrics, workdir, train_now)
       except workdir_lib.WorkdirBusy:
         results = run(config, setting.metrics, workdir, False)
+    except train.Preempted:
+      raise  # SIGTERM: the checkpoint is saved; the reproduction stops (and resumes when rerun)
     except workdir_lib.WorkdirBusy as e:
       return TableCell("error: " + str(e))
     except ConfigError as e:
