@@ -63,7 +63,13 @@ def test_a_command_that_exits_0_is_finished(tmp_path):
   resume.register(runs, "table", ["true"])
   (run,) = resume.scan(runs)
   pid = resume.start(run)
-  os.waitpid(pid, 0)
+  deadline = time.time() + 30
+  while resume.status(run.workdir) != "finished" and time.time() < deadline:
+    time.sleep(0.05)
+  try:
+    os.waitpid(pid, 0)  # reap our child, unless subprocess's own cleanup already did
+  except ChildProcessError:
+    pass
   assert resume.status(run.workdir) == "finished"
 
 
