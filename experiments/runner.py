@@ -35,7 +35,7 @@ from absl import logging
 
 from experiments import render, tables
 from tca_jax import config as config_lib
-from tca_jax import learners, metrics_io, protocol_workdir, train
+from tca_jax import learners, metrics_io, protocol_workdir, train, tptt_protocol
 from tca_jax import workdir as workdir_lib
 from tca_jax.registry import ConfigError
 
@@ -181,7 +181,7 @@ def _not_solved(run: dict) -> str:
   return f"stopped at iteration {run['stopped_at']} ({run['reason']})"
 
 
-def _unfinished(workdir: str, metrics) -> SeedResult:
+def _unfinished(config, workdir: str, metrics) -> SeedResult:
   """A protocol run that is not finished: pending, or (curriculum) the lengths it solved so far."""
   runs_dir = os.path.join(workdir, protocol_workdir.RUNS_DIR)
   done = protocol_workdir.finished_lengths(runs_dir)
@@ -190,17 +190,16 @@ def _unfinished(workdir: str, metrics) -> SeedResult:
     return SeedResult({m.label: NAN for m in metrics},
                       "running" if running else "not started", "partial" if running else "pending")
   solved = [r["length"] for r in done if r["solved"]]
-  step = done[-1]["length"] + (done[1]["length"] - done[0]["length"] if len(done) > 1
-                               else done[-1]["length"])
+  next_length = done[-1]["length"] + tptt_protocol.protocol_from_config(config).length_step
   return SeedResult({metrics[0].label: float(max(solved)) if solved else NAN},
-                    f"{'running' if running else 'stopped'} at T={step}", "partial")
+                    f"{'running' if running else 'stopped'} at T={next_length}", "partial")
 
 
 def run_t_max(config, metrics, workdir, train_now=True):
   """Table 1: T = start, start + step, ... while solved; the largest T solved."""
   result = _protocol(config, workdir, "curriculum", train_now)
   if result is None:
-    return _unfinished(workdir, metrics)
+    return _unfinished(config, workdir, metrics)
   last = result["runs"][-1]
   detail = (f"solved up to the largest T tried ({result['t_max']})" if last["solved"]
             else f"failed at T={last['length']}")
@@ -211,7 +210,7 @@ def run_iters(config, metrics, workdir, train_now=True):
   """Table 2: the iterations to solve at `task.length` (NaN when not solved)."""
   run = _protocol(config, workdir, "single", train_now)
   if run is None:
-    return _unfinished(workdir, metrics)
+    return _unfinished(config, workdir, metrics)
   run = run["runs"][0] if "runs" in run else run
   if not run["solved"]:
     return SeedResult({metrics[0].label: NAN}, _not_solved(run))
@@ -222,7 +221,7 @@ def run_generalisation(config, metrics, workdir, train_now=True):
   """Table 4: accuracy at `protocol.test_length` after training at `protocol.train_length`."""
   run = _protocol(config, workdir, "generalisation", train_now)
   if run is None:
-    return _unfinished(workdir, metrics)
+    return _unfinished(config, workdir, metrics)
   run = run["runs"][0] if "runs" in run else run
   m = metrics[0]
   return SeedResult({m.label: float(run["test_accuracy"]) * m.scale},
@@ -270,8 +269,6 @@ def run_cell(table: tables.Table, row: tables.Row, setting: tables.Setting, pres
         results = run(config, setting.metrics, workdir, False)
     except train.Preempted:
       raise  # SIGTERM: the checkpoint is saved; the reproduction stops (and resumes when rerun)
-    except workdir_lib.WorkdirBusy as e:
-      return TableCell("error: " + str(e))
     except ConfigError as e:
       return TableCell(f"n/a: {e}")
     except Exception as e:  # pylint: disable=broad-except

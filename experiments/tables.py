@@ -405,6 +405,20 @@ TPTT_LOCAL_PROTOCOL = {"max_iters": 300, "validate_every": 50, "val_samples": 51
                        "val_batch_size": 256, "target_error": 0.01}
 
 
+# Every TPTT table: three seeds (one protocol workdir each) and the paper's budget as a preset.
+_TPTT_SEEDS = (("local", 1), ("full", 3), ("paper", 3))
+_TPTT_PRESETS = ("local", "full", "paper")
+_TPTT_FULL_NOTE = "At most 20,000 iterations per run (the paper: 100,000, `--preset=paper`)."
+
+
+def _tptt_budget(c, preset: str) -> None:
+  """The preset's protocol budget: the local protocol, 20,000 iterations (full) or the paper's."""
+  if preset == "local":
+    c.protocol.update(TPTT_LOCAL_PROTOCOL)
+  elif preset == "full":
+    c.protocol.max_iters = TPTT_FULL_MAX_ITERS
+
+
 def _tptt_settings(preset: str, metric: Metric, length=10, protocol=None):
   """One column per TPTT task: tptt.py's preset (the TPTT row; rows swap the learner) at
   `length(task)` (or `length`), with `protocol` fields over the paper's protocol."""
@@ -413,10 +427,7 @@ def _tptt_settings(preset: str, metric: Metric, length=10, protocol=None):
       c = tptt.get_config(task)
       c.task.length = length(task) if callable(length) else length
       c.protocol.update(protocol or {})
-      if preset == "local":
-        c.protocol.update(TPTT_LOCAL_PROTOCOL)
-      elif preset == "full":
-        c.protocol.max_iters = TPTT_FULL_MAX_ITERS
+      _tptt_budget(c, preset)
       return c
     c = config()
     if metric.key == "accuracy":
@@ -460,8 +471,8 @@ TPTT_TMAX = Table(
     settings=lambda preset: _tptt_settings(
         preset, _T_MAX, protocol={"max_length": 20} if preset == "local" else None),
     kind="t_max",
-    seeds=(("local", 1), ("full", 3), ("paper", 3)),
-    presets=("local", "full", "paper"),
+    seeds=_TPTT_SEEDS,
+    presets=_TPTT_PRESETS,
     notes=(("all", "The paper's protocol (`tca_jax.tptt_protocol`): T = 10, 20, ... until a length "
             "is not solved, each T a fresh run; solved = no more validation mistakes than the "
             "criterion allows; a run aborts when a spectral radius exceeds 20. Learning rates per "
@@ -500,13 +511,13 @@ TPTT_ITERS = Table(
     settings=lambda preset: _tptt_settings(
         preset, _ITERS, (lambda task: _TPTT_BPTT_TMAX[task]) if preset != "local" else 10),
     kind="iters",
-    seeds=(("local", 1), ("full", 3), ("paper", 3)),
-    presets=("local", "full", "paper"),
+    seeds=_TPTT_SEEDS,
+    presets=_TPTT_PRESETS,
     notes=(("all", "The paper's protocol (`tca_jax.tptt_protocol`): the first validation at which "
             "the task counts as solved (the paper checks every 100 iterations); \"not solved\" "
             "when it never does. BPTT uses the Table 1 learning rates (the paper's \"BPTT best\" "
             "rates are not given)."),
-           ("full", "At most 20,000 iterations (the paper: 100,000, `--preset=paper`)."),
+           ("full", _TPTT_FULL_NOTE),
            ("local", "Local preset: T=10, 300 iterations, criterion error < 1% on 512 samples."),),
 )
 
@@ -526,13 +537,13 @@ TPTT_GENERALISATION = Table(
         preset, _ACC2, protocol={"train_length": 10, "test_length": 20} if preset == "local"
         else None),
     kind="generalisation",
-    seeds=(("local", 1), ("full", 3), ("paper", 3)),
-    presets=("local", "full", "paper"),
+    seeds=_TPTT_SEEDS,
+    presets=_TPTT_PRESETS,
     notes=(("all", "The paper's protocol (`tca_jax.tptt_protocol.generalisation`): trained until "
             "solved (or the iteration budget), then tested on fresh longer sequences. The TPTT "
             "row uses the common model (alpha_i=0.1, alpha_f=0.01, alpha_g=0.001) for every "
             "task, as the paper's caption says; adding keeps its Table 1 rates in tptt.py."),
-           ("full", "At most 20,000 training iterations (the paper: 100,000, `--preset=paper`)."),
+           ("full", _TPTT_FULL_NOTE),
            ("local", "Local preset: trained at T=10 for 300 iterations, tested at T=20."),),
 )
 
@@ -554,10 +565,7 @@ def _tptt_noise_settings(preset: str):
       c.learner.alpha_i, c.learner.alpha_f, c.learner.alpha_g = _TPTT_NOISE_RATES[t]
       c.train.learning_rate = c.learner.alpha_f
       c.learner.sigma = _TPTT_NOISE_SIGMA[t]  # the noise row; the other row sets 0
-      if preset == "local":
-        c.protocol.update(TPTT_LOCAL_PROTOCOL)
-      elif preset == "full":
-        c.protocol.max_iters = TPTT_FULL_MAX_ITERS
+      _tptt_budget(c, preset)
       return c
     return Setting(f"T={t}", f"T={t}" if preset != "local" else "T=10", config,
                    (_ACC2,))
@@ -586,14 +594,14 @@ TPTT_NOISE = Table(
     ),
     settings=_tptt_noise_settings,
     kind="generalisation",
-    seeds=(("local", 1), ("full", 3), ("paper", 3)),
-    presets=("local", "full", "paper"),
+    seeds=_TPTT_SEEDS,
+    presets=_TPTT_PRESETS,
     notes=(("all", "The paper's protocol (`tca_jax.tptt_protocol.generalisation` with train T = "
             "test T): trained at T until solved or the budget, then the accuracy (|error| < 0.04, "
             "the text's criterion) on 10,000 fresh sequences. Rates per T from Table 3 "
             "(alpha_i, alpha_f, alpha_g = 0.1, 0.01, 0.01 / 0.1, 0.01, 0.001 / 0.1, 0.01, 0.01); "
             "epsilon is the standard deviation of the noise added to h_{t-1} in the G-phase."),
-           ("full", "At most 20,000 training iterations (the paper: 100,000, `--preset=paper`)."),
+           ("full", _TPTT_FULL_NOTE),
            ("local", "Local preset: trained at T=10 for 300 iterations, tested at T=10."),),
 )
 
