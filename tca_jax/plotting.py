@@ -188,3 +188,84 @@ def record_attention_map(model, task, params, key, step: int, workdir: str,
     shown = [records[i] for i in idx]
   plot_attention_maps(shown, paths.join(workdir, "attention_map.png"),
                       f"attention over memories, {task.name} T={task.length}")
+
+
+def _panel_grid(n: int, width: float = 4.0, height: float = 3.4):
+  """A figure with `n` side-by-side panels (at most 4 a row) and the list of their axes."""
+  cols = min(n, 4)
+  rows = -(-n // cols)
+  fig = new_figure(figsize=(width * cols, height * rows + 0.6))
+  axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+  for ax in axes[n:]:
+    ax.set_visible(False)
+  return fig, axes[:n]
+
+
+def plot_iterations_per_length(panels, path: str, budget=None, title: str = ""):
+  """A protocol curriculum (TPTT Table 1): the iterations each T took, per method and seed.
+
+  One panel per column (task); per row (method) one colour, each seed a line over the lengths it
+  ran. A solved T is a dot at its iterations; a T not solved is a cross at the iterations it ran
+  (the budget, or fewer when the run aborted): the curve ends there, which is the seed's t_max.
+
+  Args:
+    panels: `{column: {row: [seed's runs, ...]}}`, a seed's runs a list of
+      `(T, iterations, solved)` in curriculum order.
+    path: the PNG to write.
+    budget: the iterations allowed per T (a dashed line), or None.
+    title: the figure's title.
+  """
+  fig, axes = _panel_grid(len(panels))
+  colours = _cmap("tab10")
+  for ax, (column, rows) in zip(axes, panels.items()):
+    for i, (row, seeds) in enumerate(rows.items()):
+      for j, runs in enumerate(seeds):
+        if not runs:
+          continue
+        t, iters, solved = (np.asarray(v) for v in zip(*runs))
+        ax.plot(t, iters, color=colours(i % 10), lw=1, alpha=0.8,
+                label=row if j == 0 else None)
+        ax.scatter(t[solved], iters[solved], color=colours(i % 10), s=12)
+        ax.scatter(t[~solved], iters[~solved], color=colours(i % 10), marker="x", s=40)
+    if budget:
+      ax.axhline(budget, color="grey", ls="--", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length T")
+    ax.set_ylabel("iterations (x: not solved)")
+    ax.set_title(column, fontsize="small")
+  if len(axes):
+    axes[0].legend(fontsize="x-small")
+  fig.suptitle(title)
+  fig.tight_layout()
+  paths.savefig(fig, path, dpi=100)
+
+
+def plot_validation_curves(panels, path: str, title: str = "",
+                           ylabel: str = "validation error rate"):
+  """Protocol runs (TPTT Tables 2-4): the validation error against the iteration, per method
+  and seed, one panel per column (task or T).
+
+  Args:
+    panels: `{column: {row: [(iterations [n], values [n]) per seed]}}`.
+    path: the PNG to write.
+    title: the figure's title.
+    ylabel: what the values are.
+  """
+  fig, axes = _panel_grid(len(panels))
+  colours = _cmap("tab10")
+  for ax, (column, rows) in zip(axes, panels.items()):
+    for i, (row, seeds) in enumerate(rows.items()):
+      for j, (x, y) in enumerate(seeds):
+        if len(x):
+          # A solved run's last validation is 0: clip so the log scale shows where it ended.
+          ax.plot(x, np.maximum(np.asarray(y, float), 1e-5), color=colours(i % 10), lw=1,
+                  alpha=0.8, label=row if j == 0 else None)
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    ax.set_title(column, fontsize="small")
+  if len(axes):
+    axes[0].legend(fontsize="x-small")
+  fig.suptitle(title)
+  fig.tight_layout()
+  paths.savefig(fig, path, dpi=100)
