@@ -25,10 +25,11 @@ import sys
 
 from absl import app, flags, logging
 
-from experiments import runner, tables
+from experiments.configs import tables
 from tca_jax import cli, matrix
 from tca_jax import workdir as workdir_lib
 from tca_jax.registry import ConfigError, error_line
+from tca_jax.reproduce import runner
 
 _TABLE = flags.DEFINE_string("table", None,
                              f"One of: {', '.join(tables.TABLES)}, matrix (every learner x "

@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from experiments import render, runner
-from experiments import tables as rp
+from tca_jax.reproduce import render, runner
+from experiments.configs import tables as rp
 from tca_jax import config as config_lib
 from tca_jax.registry import ConfigError
 

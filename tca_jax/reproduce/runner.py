@@ -33,11 +33,12 @@ from typing import Optional
 
 from absl import logging
 
-from experiments import render, tables
 from tca_jax import config as config_lib
 from tca_jax import learners, metrics_io, protocol_workdir, train, tptt_protocol
 from tca_jax import workdir as workdir_lib
 from tca_jax.registry import ConfigError
+from tca_jax.reproduce import render
+from tca_jax.reproduce import table as table_lib
 
 NAN = float("nan")
 
@@ -86,7 +87,7 @@ class Selection:
             and (self.columns is None or render.slug(setting.paper) in self.columns)
             and (seed is None or self.seeds is None or seed in self.seeds))
 
-  def check(self, table: tables.Table, preset: str) -> None:
+  def check(self, table: table_lib.Table, preset: str) -> None:
     """A one-line ValueError naming an unknown row, column or seed, with the allowed ones."""
     for flag, chosen, allowed in (
         ("rows", self.rows, [render.slug(r.label) for r in table.rows]),
@@ -236,7 +237,7 @@ RUN_KINDS = {"final": run_final, "t_max": run_t_max, "iters": run_iters,
 # Tables
 
 
-def run_cell(table: tables.Table, row: tables.Row, setting: tables.Setting, preset: str,
+def run_cell(table: table_lib.Table, row: table_lib.Row, setting: table_lib.Setting, preset: str,
              run_dir: str, selection: Selection = EVERYTHING) -> TableCell:
   """All seeds of one (row, setting); never raises for a row that cannot run.
 
@@ -258,7 +259,7 @@ def run_cell(table: tables.Table, row: tables.Row, setting: tables.Setting, pres
     jobs = [((seed,), os.path.join(run_dir, f"seed{seed}")) for seed in range(n)]
   for seeds, workdir in jobs:
     try:
-      config = tables.config_for(row, setting, seeds[0])
+      config = table_lib.config_for(row, setting, seeds[0])
       if len(seeds) > 1:
         config.num_seeds = len(seeds)
       config_lib.build(config)  # ConfigError before anything is written
@@ -293,7 +294,7 @@ def _write_atomic(path: str, text: str) -> None:
   os.replace(tmp, path)
 
 
-def run_table(table: tables.Table, preset: str, out_dir: str = "results",
+def run_table(table: table_lib.Table, preset: str, out_dir: str = "results",
               selection: Selection = EVERYTHING) -> dict:
   """Runs the (row, setting, seed) runs `selection` picks, reads the others back, and writes
   STEM.csv, STEM.md and STEM_<setting>.png in `out_dir` (STEM = `table.stem(preset)`; the runs
