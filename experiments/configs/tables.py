@@ -1,12 +1,20 @@
-"""The papers' tables as data: rows (methods), columns (settings), the papers' numbers and which
-run kind produces each cell. `experiments.runner` runs them, `experiments.render` writes them.
+"""The papers' tables as recipes: rows (methods), columns (settings), the papers' numbers and which
+run kind produces each cell, written with the library's types (`tca_jax.reproduce.table`);
+`tca_jax.reproduce.runner` runs them, `tca_jax.reproduce.render` writes them, and the binary
+`experiments/reproduce.py` picks one by name from `CATALOGUE`.
+
+Why here, beside the config files: a table is a recipe like them (its rows are `recipes.py`'s
+methods, its columns `recipes.sab_paper`, `tptt.py`'s presets and the dataset config files), so it
+lives with what it composes and is written once; the library cannot hold it (it never imports
+`experiments`), and `experiments/*.py` are the binaries.
 
 Adding a table: write `Table(name=..., rows=..., settings=..., kind=...)` below and list it in
 `TABLES`. A table of our own (no paper behind it, e.g. every learner on every synthetic task) has
-`source=None` and rows with empty paper numbers (`{}`); its markdown shows our numbers only. `kind` names an entry of `runner.RUN_KINDS`: "final" (train with the generic trainer,
-read the test metrics), "t_max", "iters" and "generalisation" (the TPTT paper's protocol,
+`source=None` and rows with empty paper numbers (`{}`); its markdown shows our numbers only.
+`kind` names an entry of `tca_jax.reproduce.runner.RUN_KINDS`: "final" (train with the generic
+trainer, read the test metrics), "t_max", "iters" and "generalisation" (the TPTT paper's protocol,
 `tca_jax.tptt_protocol`: Tables 1, 2 and 4). A new way of producing a number is one new function in
-`runner.RUN_KINDS`.
+`RUN_KINDS`.
 
 Presets:
 
@@ -31,9 +39,7 @@ import importlib
 from typing import Optional
 
 from experiments.configs import recipes, tptt
-# PRESETS and config_for are read through this module by the binary and the tests.
-from tca_jax.reproduce.table import (  # pylint: disable=unused-import
-    PRESETS, Metric, Row, Setting, Table, config_for)
+from tca_jax.reproduce.table import Catalogue, Metric, Row, Setting, Table
 from tca_jax.reproduce.table import row as _row
 
 # The TPTT tables' budget per T in the `full` preset: the issue's minimum, 1/5 of the paper's
@@ -554,11 +560,9 @@ ALIASES = {"sab_table2": "sab_copy", "sab_table3": "sab_adding", "sab_table3_lm"
            "tptt_table1": "tptt_tmax", "tptt_table2": "tptt_iters", "tptt_table3": "tptt_noise",
            "tptt_table4": "tptt_generalisation"}
 
+CATALOGUE = Catalogue(TABLES, ALIASES)
+
 
 def get_table(name: str) -> Table:
   """The table called `name` (or an alias such as `sab_table2`); ValueError lists the names."""
-  name = ALIASES.get(name, name)
-  if name not in TABLES:
-    raise ValueError(f"--table={name!r}; allowed: {', '.join(TABLES)} (aliases: "
-                     f"{', '.join(ALIASES)})")
-  return TABLES[name]
+  return CATALOGUE.get(name)

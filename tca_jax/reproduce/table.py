@@ -14,7 +14,7 @@ CPU; `full`, the paper's settings; `paper` (the TPTT tables), the paper's full t
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
 import ml_collections
 
@@ -65,6 +65,12 @@ class Table:
   notes: tuple = ()  # (preset, text) pairs shown under the table
   presets: tuple = ("local", "full")  # the TPTT tables add "paper" (the paper's full budget)
 
+  def check_preset(self, preset: str) -> None:
+    """A one-line ValueError when the table has no preset `preset`, naming those it has."""
+    if preset not in self.presets:
+      raise ValueError(f"--preset={preset!r} for table {self.name!r}; allowed: "
+                       f"{', '.join(self.presets)}")
+
   def num_seeds(self, preset: str) -> int:
     seeds = dict(self.seeds)
     return seeds[preset] if preset in seeds else seeds["full"]
@@ -97,3 +103,18 @@ def row(label, apply, paper, learner=None) -> Row:
   """A Row whose learner is `learner`, or else the one `apply` selects (None without `apply`)."""
   return Row(label, learner or (learner_of(apply) if apply else None), apply, paper)
 
+
+@dataclasses.dataclass(frozen=True)
+class Catalogue:
+  """The tables a binary offers: by name, and under aliases (`sab_table2` for `sab_copy`)."""
+
+  tables: Mapping[str, Table]
+  aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+  def get(self, name: str) -> Table:
+    """The table called `name` (or an alias); a ValueError lists the names and aliases."""
+    name = self.aliases.get(name, name)
+    if name not in self.tables:
+      raise ValueError(f"--table={name!r}; allowed: {', '.join(self.tables)} (aliases: "
+                       f"{', '.join(self.aliases)})")
+    return self.tables[name]
