@@ -17,7 +17,9 @@ seed) and says so; `full` uses the papers' settings (the TPTT tables at 20,000 i
 `paper`: the paper's 100,000). Writes OUT_DIR/STEM.csv, OUT_DIR/STEM.md and
 OUT_DIR/STEM_<column>.png (STEM = NAME for `full`, NAME_PRESET otherwise); runs live in
 OUT_DIR/STEM/<row>/<column>/ (`seeds`: a generic-trainer cell's seeds as one vmapped run;
-`seed<k>`: one protocol run per seed) and finished ones are not trained again.
+`seed<k>`: one protocol run per seed) and finished ones are not trained again. The tables are
+recipes in experiments/configs/tables.py; this binary parses flags and calls
+`tca_jax.reproduce.run_table`, which runs and renders them.
 """
 
 import os
