@@ -19,3 +19,7 @@ from tca_jax.reproduce.runner import (EVERYTHING, RUN_KINDS, SeedResult, Selecti
                                       run_cell, run_table, select)
 from tca_jax.reproduce.table import (PRESETS, Catalogue, Metric, Row, Setting, Table, config_for,
                                      row)
+
+__all__ = ["render", "runner", "table", "EVERYTHING", "RUN_KINDS", "SeedResult", "Selection",
+           "TableCell", "run_cell", "run_table", "select", "PRESETS", "Catalogue", "Metric", "Row",
+           "Setting", "Table", "config_for", "row"]
