@@ -17,7 +17,9 @@ seed) and says so; `full` uses the papers' settings (the TPTT tables at 20,000 i
 `paper`: the paper's 100,000). Writes OUT_DIR/STEM.csv, OUT_DIR/STEM.md and
 OUT_DIR/STEM_<column>.png (STEM = NAME for `full`, NAME_PRESET otherwise); runs live in
 OUT_DIR/STEM/<row>/<column>/ (`seeds`: a generic-trainer cell's seeds as one vmapped run;
-`seed<k>`: one protocol run per seed) and finished ones are not trained again.
+`seed<k>`: one protocol run per seed) and finished ones are not trained again. The tables are
+recipes in experiments/configs/tables.py; this binary parses flags and calls
+`tca_jax.reproduce.run_table`, which runs and renders them.
 """
 
 import os
@@ -25,15 +27,15 @@ import sys
 
 from absl import app, flags, logging
 
-from experiments import runner, tables
-from tca_jax import cli, matrix
+from experiments.configs import tables
+from tca_jax import cli, matrix, reproduce
 from tca_jax import workdir as workdir_lib
 from tca_jax.registry import ConfigError, error_line
 
 _TABLE = flags.DEFINE_string("table", None,
                              f"One of: {', '.join(tables.TABLES)}, matrix (every learner x "
                              "every synthetic task, tca_jax.matrix).")
-_PRESET = flags.DEFINE_enum("preset", "local", list(tables.PRESETS),
+_PRESET = flags.DEFINE_enum("preset", "local", list(reproduce.PRESETS),
                             "local: reduced CPU run; full: the paper's settings.")
 _OUT_DIR = flags.DEFINE_string("out_dir", "results",
                                 "Where the CSV, markdown, figures and runs go.")
@@ -55,22 +57,9 @@ def main(argv):
     _run_matrix()
     return
   try:
-    table = tables.get_table(_TABLE.value)
-  except ValueError as e:
-    sys.exit(f"error: {e}")
-  try:
-    seeds = None if _SEEDS.value is None else frozenset(int(x) for x in _SEEDS.value)
-  except ValueError:
-    sys.exit(f"error: --seeds={','.join(_SEEDS.value)}: give seed numbers, e.g. --seeds=0,1,2")
-  selection = runner.Selection(
-      rows=None if _ROWS.value is None else frozenset(_ROWS.value),
-      columns=None if _COLUMNS.value is None else frozenset(_COLUMNS.value),
-      seeds=seeds, train=not _RENDER_ONLY.value)
-  try:
-    selection.check(table, _PRESET.value)
-    if _PRESET.value not in table.presets:
-      raise ValueError(f"--preset={_PRESET.value!r} for table {table.name!r}; allowed: "
-                       f"{', '.join(table.presets)}")
+    table = tables.CATALOGUE.get(_TABLE.value)
+    selection = reproduce.select(table, _PRESET.value, _ROWS.value, _COLUMNS.value,
+                                 _SEEDS.value, train=not _RENDER_ONLY.value)
   except ValueError as e:
     sys.exit(f"error: {e}")
   if _PRESET.value == "local":
@@ -78,7 +67,7 @@ def main(argv):
   try:
     # Each run's workdir is owned by the process training it, so several processes can fill
     # one table with different selections.
-    result = runner.run_table(table, _PRESET.value, _OUT_DIR.value, selection)
+    result = reproduce.run_table(table, _PRESET.value, _OUT_DIR.value, selection)
   except ConfigError as e:
     sys.exit(error_line(e))
   with open(result["md"], encoding="utf-8") as f:

@@ -8,6 +8,7 @@ notebook that imports tca_jax keeps drawing inline.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
@@ -125,6 +126,51 @@ def plot_local_losses(steps, f_losses, g_losses, global_loss, path: str, title: 
   fig.suptitle(title)
   fig.tight_layout()
   paths.savefig(fig, path, dpi=100)
+
+
+def tptt_figures(records, out_dir: str) -> list[str]:
+  """TPTT's figures from the records of a generic-trainer run (its metrics.jsonl).
+
+  Writes OUT_DIR/angle.png (Fig. 5: the angle between the learner's and BPTT's `W_hh` updates,
+  from the "diag" split's `grad_cosine/core/W_hh`, averaged over 10 diagnostics with 2-std error
+  bars), OUT_DIR/radius.png (Fig. 3: the spectral radius of `W_hh` from the "diag" split and the
+  update norm from the "train" split) and, when the run logged them
+  (`learner.log_local_losses=True`), OUT_DIR/local_losses.png (Fig. 6).
+
+  Args:
+    records: the run's records (`metrics_io.read_metrics(workdir)`).
+    out_dir: where the PNGs go (usually the run's workdir).
+
+  Returns:
+    The names of the files written, in that order (none without "diag" or "train" records).
+  """
+  diag = [r for r in records if r["split"] == "diag"]
+  trains = [r for r in records if r["split"] == "train"]
+  written = []
+  if diag:
+    plot_update_angle(diag, os.path.join(out_dir, "angle.png"))
+    written.append("angle.png")
+  if diag and trains:
+    norm_key = "recurrent_update_norm" if "recurrent_update_norm" in trains[0] else "update_norm"
+    # Both series on the iterations of the "train" records; the radius is held between probes.
+    radius, j = [], 0
+    for r in trains:
+      while j + 1 < len(diag) and diag[j + 1]["step"] <= r["step"]:
+        j += 1
+      radius.append(diag[j].get("spectral_radius"))
+    plot_radius_and_update_norm([r["step"] for r in trains], radius,
+                                [r[norm_key] for r in trains], os.path.join(out_dir, "radius.png"))
+    written.append("radius.png")
+  if trains and "f_loss/001" in trains[0]:
+    n = len([k for k in trains[0] if k.startswith("f_loss/")])
+    plot_local_losses(
+        [r["step"] for r in trains],
+        [[r[f"f_loss/{t:03d}"] for t in range(1, n + 1)] for r in trains],
+        [[r[f"g_loss/{t:03d}"] for t in range(1, n + 1)] for r in trains],
+        [r["loss"] for r in trains], os.path.join(out_dir, "local_losses.png"),
+        every=max(1, n // 10))
+    written.append("local_losses.png")
+  return written
 
 
 def sab_attention_map(model, params, inputs):

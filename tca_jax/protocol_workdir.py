@@ -3,7 +3,7 @@ the training; this module keeps its results on disk).
 
     result, runs, fresh = protocol_workdir.run(config, workdir, mode="curriculum")
 
-Used by the binary `experiments/tptt_protocol.py` and by the table runner (`experiments/runner.py`),
+Used by the binary `experiments/tptt_protocol.py` and by the table runner (`tca_jax.reproduce`),
 so a table's protocol cell and a hand-started protocol run are the same run. Writes
 WORKDIR/config.json, WORKDIR/metrics.jsonl (one "train" record per validation, with "length"),
 WORKDIR/protocol.json (the results, when finished), WORKDIR/protocol_runs/T#####.json (each finished

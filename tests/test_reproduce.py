@@ -1,7 +1,8 @@
-"""experiments/reproduce.py's modules (tables, runner, render): paper data consistent with the
-tables' columns, the local presets build, a tiny table runs end to end (CSV, markdown with the
-paper's numbers, figures, "not available yet" rows, finished runs reused), and the protocol
-tables run the TPTT protocol (`tca_jax.tptt_protocol`)."""
+"""The reproduction library (`tca_jax.reproduce`: table types, runner, render) and the papers'
+tables (experiments/configs/tables.py): paper data consistent with the tables' columns, the local
+presets build, a tiny table runs end to end (CSV, markdown with the paper's numbers, figures, "not
+available yet" rows, finished runs reused), the protocol tables run the TPTT protocol
+(`tca_jax.tptt_protocol`), and flag values select runs or fail in one line."""
 
 import csv
 import dataclasses
@@ -10,10 +11,11 @@ import os
 
 import pytest
 
-from experiments import render, runner
-from experiments import tables as rp
+from experiments.configs import tables as rp
 from tca_jax import config as config_lib
+from tca_jax import reproduce
 from tca_jax.registry import ConfigError
+from tca_jax.reproduce import render, runner
 
 
 def _tiny(length=10):
@@ -42,16 +44,16 @@ def _too_long(c):
   c.learner.truncation = 50
 
 
-ACC = rp.Metric("acc.", "accuracy", 100.0, ".1f")
-TINY = rp.Table(
+ACC = reproduce.Metric("acc.", "accuracy", 100.0, ".1f")
+TINY = reproduce.Table(
     name="tiny",
     title="a tiny table",
     source="nowhere, Table 0",
-    rows=(rp.Row("BPTT", "bptt", _bptt, {("T=100", "acc."): 12.5}),
-          rp.Row("TBPTT k=50", "tbptt", _too_long, {("T=100", "acc."): 1.0}),
-          rp.Row("Future learner", "no_such_learner", _bptt, {("T=100", "acc."): 99.0}),
-          rp.Row("Transformer", None, None, {("T=100", "acc."): 97.9})),
-    settings=lambda preset: [rp.Setting("T=100", "T=10", _tiny, (ACC,))],
+    rows=(reproduce.Row("BPTT", "bptt", _bptt, {("T=100", "acc."): 12.5}),
+          reproduce.Row("TBPTT k=50", "tbptt", _too_long, {("T=100", "acc."): 1.0}),
+          reproduce.Row("Future learner", "no_such_learner", _bptt, {("T=100", "acc."): 99.0}),
+          reproduce.Row("Transformer", None, None, {("T=100", "acc."): 97.9})),
+    settings=lambda preset: [reproduce.Setting("T=100", "T=10", _tiny, (ACC,))],
     seeds=(("local", 2), ("full", 1)),
     notes=(("local", "Local preset: tiny."),),
 )
@@ -59,7 +61,7 @@ TINY = rp.Table(
 
 def test_paper_numbers_name_existing_columns():
   for table in rp.TABLES.values():
-    assert set(table.presets) <= set(rp.PRESETS), table.name
+    assert set(table.presets) <= set(reproduce.PRESETS), table.name
     for preset in table.presets:
       settings = table.settings(preset)
       labels = {s.paper for s in settings}
@@ -84,7 +86,7 @@ def test_local_copy_rows_build():
   assert [s.label for s in settings] == ["T=10"]
   built = {}
   for row in rp.SAB_COPY.rows:
-    c = rp.config_for(row, settings[0], 0)
+    c = reproduce.config_for(row, settings[0], 0)
     assert c.task.length == 10 and c.train.steps <= 500
     try:
       config_lib.build(c)
@@ -133,13 +135,14 @@ def _tiny_protocol(c):
 
 
 def _protocol_table(kind, metric):
-  return rp.Table(name=f"tiny_{kind}", title="t", source="s", kind=kind,
-                  rows=(rp.Row("BPTT", "bptt", _tiny_protocol, {("T=100", metric.label): 10}),),
-                  settings=lambda preset: [rp.Setting("T=100", "T=10", _tiny, (metric,))])
+  return reproduce.Table(
+      name=f"tiny_{kind}", title="t", source="s", kind=kind,
+      rows=(reproduce.Row("BPTT", "bptt", _tiny_protocol, {("T=100", metric.label): 10}),),
+      settings=lambda preset: [reproduce.Setting("T=100", "T=10", _tiny, (metric,))])
 
 
 def test_iters_kind_runs_the_protocol(tmp_path):
-  table = _protocol_table("iters", rp.Metric("iterations", "iters"))
+  table = _protocol_table("iters", reproduce.Metric("iterations", "iters"))
   setting = table.settings("local")[0]
   cell = runner.run_cell(table, table.rows[0], setting, "local", str(tmp_path))
   # 4 iterations of an SRN(8) never reach no mistake in 16 temporal-order samples.
@@ -160,14 +163,14 @@ def test_iters_kind_runs_the_protocol(tmp_path):
 def test_t_max_and_generalisation_kinds_read_the_protocol_results(tmp_path):
   runs = [{"length": 10, "solved": True}, {"length": 20, "solved": False,
                                             "reason": "radius", "stopped_at": 4}]
-  table = _protocol_table("t_max", rp.Metric("t_max", "t_max", 1.0, ".0f"))
+  table = _protocol_table("t_max", reproduce.Metric("t_max", "t_max", 1.0, ".0f"))
   (tmp_path / "seed0").mkdir()
   (tmp_path / "seed0" / "protocol.json").write_text(json.dumps({"t_max": 10, "runs": runs}))
   cell = runner.run_cell(table, table.rows[0], table.settings("local")[0], "local",
                          str(tmp_path))
   assert cell.values == {"t_max": [10.0]} and cell.detail == "failed at T=20"
 
-  table = _protocol_table("generalisation", rp.Metric("acc.", "accuracy", 100.0, ".2f"))
+  table = _protocol_table("generalisation", reproduce.Metric("acc.", "accuracy", 100.0, ".2f"))
   (tmp_path / "seed0" / "protocol.json").write_text(json.dumps(
       {"solved": True, "test_accuracy": 0.5, "reason": "solved", "stopped_at": 2}))
   cell = runner.run_cell(table, table.rows[0], table.settings("local")[0], "local",
@@ -186,15 +189,15 @@ def test_t_max_cells_say_where_the_curriculum_stopped():
   assert [s.paper for s in rp.TPTT_GENERALISATION.settings("full")] == [
       "temporal order", "3-bit temporal order", "adding", "random permutation"]
   # The protocol tables run the paper's protocol, with its constants in the full preset.
-  config = rp.config_for(rp.TPTT_TMAX.rows[1], rp.TPTT_TMAX.settings("paper")[0], 0)
+  config = reproduce.config_for(rp.TPTT_TMAX.rows[1], rp.TPTT_TMAX.settings("paper")[0], 0)
   assert (config.learner.name, config.protocol.target_error, config.protocol.max_iters) == (
       "tptt", 1e-4, 100_000)
   # The full preset: the same protocol at 20,000 iterations per T, three seeds.
-  config = rp.config_for(rp.TPTT_TMAX.rows[1], rp.TPTT_TMAX.settings("full")[0], 2)
+  config = reproduce.config_for(rp.TPTT_TMAX.rows[1], rp.TPTT_TMAX.settings("full")[0], 2)
   assert (config.protocol.target_error, config.protocol.max_iters, config.seed) == (
       1e-4, 20_000, 2)
   assert rp.TPTT_TMAX.num_seeds("full") == 3 and rp.TPTT_TMAX.stem("paper") == "tptt_tmax_paper"
-  local = rp.config_for(rp.TPTT_TMAX.rows[0], rp.TPTT_TMAX.settings("local")[0], 0)
+  local = reproduce.config_for(rp.TPTT_TMAX.rows[0], rp.TPTT_TMAX.settings("local")[0], 0)
   assert (local.learner.name, local.protocol.max_length, local.protocol.max_iters) == (
       "bptt", 20, 300)
 
@@ -209,9 +212,10 @@ def test_no_library_module_imports_experiments():
 
 
 def test_a_table_of_our_own_renders_without_paper_numbers():
-  table = rp.Table(name="own", title="every learner", source=None,
-                   rows=(rp.Row("BPTT", "bptt", _bptt, {}),),
-                   settings=lambda preset: [rp.Setting("copy", "copy", _tiny, (ACC,))])
+  table = reproduce.Table(name="own", title="every learner", source=None,
+                          rows=(reproduce.Row("BPTT", "bptt", _bptt, {}),),
+                          settings=lambda preset: [reproduce.Setting("copy", "copy", _tiny,
+                                                                     (ACC,))])
   settings = table.settings("local")
   cells = {("BPTT", "copy"): runner.TableCell("ok", {"acc.": [97.5]})}
   md = render.markdown(table, "local", settings, cells)
@@ -221,7 +225,7 @@ def test_a_table_of_our_own_renders_without_paper_numbers():
 
 def test_a_selection_trains_its_seeds_and_reads_the_others_back(tmp_path):
   # Two processes fill one protocol table: this one trains seed 0 only, seed 1 stays pending.
-  metric = rp.Metric("iterations", "iters")
+  metric = reproduce.Metric("iterations", "iters")
   table = dataclasses.replace(_protocol_table("iters", metric), seeds=(("local", 2),))
   selection = runner.Selection(seeds=frozenset({0}))
   result = runner.run_table(table, "local", str(tmp_path), selection)
@@ -243,8 +247,8 @@ def test_a_selection_trains_its_seeds_and_reads_the_others_back(tmp_path):
 
 
 def test_an_unfinished_curriculum_is_a_lower_bound_that_says_where_it_stands(tmp_path):
-  table = dataclasses.replace(_protocol_table("t_max", rp.Metric("t_max", "t_max", 1.0, ".0f")),
-                              seeds=(("local", 2),))
+  metric = reproduce.Metric("t_max", "t_max", 1.0, ".0f")
+  table = dataclasses.replace(_protocol_table("t_max", metric), seeds=(("local", 2),))
   runs = tmp_path / "seed1" / "protocol_runs"
   runs.mkdir(parents=True)
   for t in (10, 20):
@@ -259,3 +263,28 @@ def test_an_unfinished_curriculum_is_a_lower_bound_that_says_where_it_stands(tmp
   assert cell.seeds[1].values == {"t_max": 20.0} and cell.seeds[1].detail == "stopped at T=30"
   assert render.format_cell(cell, setting.metrics[0], 120) == (
       "10 [seeds: 10, >= 20 (stopped at T=30)] (120)")
+
+
+def test_flag_values_select_runs_or_fail_in_one_line():
+  table = rp.TPTT_ITERS
+  setting = table.settings("full")[0]
+  selection = reproduce.select(table, "full", rows=["tptt_best"], seeds=["0", "2"])
+  assert selection == reproduce.Selection(rows=frozenset({"tptt_best"}), seeds=frozenset({0, 2}))
+  assert selection.trains(table.rows[2], setting, 2)
+  assert not selection.trains(table.rows[0], setting, 2)  # another row
+  assert not selection.trains(table.rows[2], setting, 1)  # another seed
+  assert reproduce.select(table, "full", train=False) == reproduce.Selection(train=False)
+  with pytest.raises(ValueError, match=r"^--seeds=a,1: give seed numbers, e.g. --seeds=0,1,2$"):
+    reproduce.select(table, "full", seeds=["a", "1"])
+  with pytest.raises(ValueError, match=r"^--columns=t_100 is not in table 'tptt_iters'; allowed: "
+                     r"temporal_order, 3_bit_temporal_order, adding, random_permutation$"):
+    reproduce.select(table, "full", columns=["t_100"])
+  # A preset the table does not have is named first (sab_copy builds no "paper" columns).
+  with pytest.raises(ValueError,
+                     match=r"^--preset='paper' for table 'sab_copy'; allowed: local, full$"):
+    reproduce.select(rp.SAB_COPY, "paper", columns=["t_100"])
+  # The binary's catalogue: names and aliases; an unknown name lists both.
+  assert rp.CATALOGUE.get("tptt_table2") is table and rp.CATALOGUE.get("sab_copy") is rp.SAB_COPY
+  with pytest.raises(ValueError, match=r"^--table='nope'; allowed: sab_copy, .* \(aliases: "
+                     r"sab_table2, .*tptt_table4\)$"):
+    rp.CATALOGUE.get("nope")

@@ -308,7 +308,7 @@ def freeze_runs(tmp_path_factory):
 
 
 def test_freeze_seed_trains_the_other_seeds_on(freeze_runs):
-  from experiments import runner  # pylint: disable=g-import-not-at-top
+  from tca_jax.reproduce import runner  # pylint: disable=g-import-not-at-top
   root, clean, poisoned, (reference, result) = freeze_runs
   assert jax.tree.leaves(poisoned[-1].params)[0].dtype == np.float64
   np.testing.assert_array_equal(poisoned[-1].bad_step, [-1, 4, -1])

@@ -1,6 +1,6 @@
-"""Writes a table's results (`experiments.runner`): CSV, markdown and learning-curve figures.
+"""Writes a table's results (`tca_jax.reproduce.runner`): CSV, markdown and learning-curve figures.
 
-* `write_csv`: one line per run and metric (our value, the paper's, the status, the workdir);
+* `csv_text`: one line per run and metric (our value, the paper's, the status, the workdir);
 * `markdown`: our number beside the paper's, per row and column (`format_cell`);
 * `write_figures`: per column, the training loss and evaluation accuracy of every row against
   the step, read from the runs' `metrics.jsonl` (generic-trainer tables).
@@ -21,9 +21,12 @@ import numpy as np
 from tca_jax import metrics_io, plotting
 
 
+# The binary that writes these tables, named in each markdown (named only: never imported here).
+COMMAND = "python -m experiments.reproduce"
+
+
 def slug(text: str) -> str:
   return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
-
 
 
 def csv_text(table, preset, settings, cells) -> str:
@@ -116,7 +119,7 @@ def markdown(table, preset, settings, cells) -> str:
   if preset == "local" and with_paper:
     lines += ["**Reduced run (`--preset=local`): not the paper's setting; compare the ordering of "
               "the rows, not the values.**", ""]
-  command = f"Command: `python -m experiments.reproduce --table={table.name} --preset={preset}`."
+  command = f"Command: `{COMMAND} --table={table.name} --preset={preset}`."
   unfinished = sum(not c.finished for c in cells.values() if c.status == "ok")
   if unfinished:
     lines += [f"**In progress: {unfinished} cell(s) have seeds that are not finished; their "

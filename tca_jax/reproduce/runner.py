@@ -1,21 +1,25 @@
-"""Runs a paper table (`experiments.tables`): its rows x columns x seeds, one run kind per table.
+"""Runs a paper table (`tca_jax.reproduce.table.Table`): its rows x columns x seeds, one run kind
+per table.
 
     result = run_table(tables.SAB_COPY, preset="local", out_dir="results")
 
-writes `results/STEM.csv`, `results/STEM.md` and figures (`experiments.render`; STEM = NAME for
-the full preset, NAME_PRESET otherwise). Runs live in `results/STEM/<row>/<column>/` (`seeds`: the
-cell's seeds as one vmapped run of the generic trainer; `seed<k>`: one protocol run per seed;
-<column> is the paper's column label); a finished run is read back instead of trained again
-(the generic trainer's `test` record, or the protocol's `protocol.json`), so an interrupted
-reproduction continues where it stopped.
+(`tables`: experiments/configs/tables.py) writes `results/STEM.csv`, `results/STEM.md` and
+figures (`tca_jax.reproduce.render`; STEM = NAME for the full preset, NAME_PRESET otherwise). Runs
+live in `results/STEM/<row>/<column>/` (`seeds`: the cell's seeds as one vmapped run of the
+generic trainer; `seed<k>`: one protocol run per seed; <column> is the paper's column label); a
+finished run is read back instead of trained again (the generic trainer's `test` record, or the
+protocol's `protocol.json`), so an interrupted reproduction continues where it stopped. The table
+is an argument: the papers' tables are recipes in experiments/configs/tables.py, which this
+library does not import.
 
 Rows whose learner is not registered (`tca_jax.learners.names()`) are listed as "not available
 yet"; rows the paper has but tca-jax does not implement (the Transformer) as "not in tca-jax"; a
 configuration that is invalid at the local scale (a truncation longer than the local sequence) as
 "n/a" with the reason.
 
-Run kinds (`RUN_KINDS`, named by `Table.kind`): each is `kind(config, metrics, workdir) ->
-(values, detail)`, `values` mapping a metric label to its number for one seed:
+Run kinds (`RUN_KINDS`, named by `Table.kind`): each is `kind(config, metrics, workdir,
+train_now) -> SeedResult` (or one per seed for "final"), with `SeedResult.values` mapping a metric
+label to its number for one seed:
 
 * "final": `train.train_and_evaluate` and the test metrics;
 * "t_max", "iters", "generalisation": the TPTT paper's protocol (`tca_jax.tptt_protocol`) with the
@@ -29,15 +33,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 from absl import logging
 
-from experiments import render, tables
 from tca_jax import config as config_lib
 from tca_jax import learners, metrics_io, protocol_workdir, train, tptt_protocol
 from tca_jax import workdir as workdir_lib
 from tca_jax.registry import ConfigError
+from tca_jax.reproduce import render
+from tca_jax.reproduce import table as table_lib
 
 NAN = float("nan")
 
@@ -86,8 +91,10 @@ class Selection:
             and (self.columns is None or render.slug(setting.paper) in self.columns)
             and (seed is None or self.seeds is None or seed in self.seeds))
 
-  def check(self, table: tables.Table, preset: str) -> None:
-    """A one-line ValueError naming an unknown row, column or seed, with the allowed ones."""
+  def check(self, table: table_lib.Table, preset: str) -> None:
+    """A one-line ValueError naming an unknown preset, row, column or seed, with the allowed
+    ones."""
+    table.check_preset(preset)  # first: a table builds its settings for its own presets only
     for flag, chosen, allowed in (
         ("rows", self.rows, [render.slug(r.label) for r in table.rows]),
         ("columns", self.columns, [render.slug(s.paper) for s in table.settings(preset)]),
@@ -99,6 +106,23 @@ class Selection:
 
 
 EVERYTHING = Selection()
+
+
+def select(table: table_lib.Table, preset: str, rows: Optional[Sequence[str]] = None,
+           columns: Optional[Sequence[str]] = None, seeds: Optional[Sequence[str]] = None,
+           train: bool = True) -> Selection:
+  """The Selection that flag values name (lists of strings, None for all), checked against the
+  table and preset (`Selection.check`); a one-line ValueError otherwise."""
+  try:
+    seed_numbers = None if seeds is None else frozenset(int(x) for x in seeds)
+  except ValueError:
+    raise ValueError(f"--seeds={','.join(seeds)}: give seed numbers, e.g. --seeds=0,1,2"
+                     ) from None
+  selection = Selection(rows=None if rows is None else frozenset(rows),
+                        columns=None if columns is None else frozenset(columns),
+                        seeds=seed_numbers, train=train)
+  selection.check(table, preset)
+  return selection
 
 
 # ------------------------------------------------------------------------------------------------
@@ -154,7 +178,7 @@ def run_final(config, metrics, workdir, train_now=True):
 
 
 def _protocol(config, workdir, mode, train_now):
-  """The TPTT protocol's result in `workdir` (experiments.tptt_protocol's resumable run: per-T
+  """The TPTT protocol's result in `workdir` (`protocol_workdir`'s resumable run: per-T
   files for a curriculum, protocol.json when finished), or None when not finished and
   `train_now` is False."""
   path = os.path.join(workdir, "protocol.json")
@@ -236,7 +260,7 @@ RUN_KINDS = {"final": run_final, "t_max": run_t_max, "iters": run_iters,
 # Tables
 
 
-def run_cell(table: tables.Table, row: tables.Row, setting: tables.Setting, preset: str,
+def run_cell(table: table_lib.Table, row: table_lib.Row, setting: table_lib.Setting, preset: str,
              run_dir: str, selection: Selection = EVERYTHING) -> TableCell:
   """All seeds of one (row, setting); never raises for a row that cannot run.
 
@@ -258,7 +282,7 @@ def run_cell(table: tables.Table, row: tables.Row, setting: tables.Setting, pres
     jobs = [((seed,), os.path.join(run_dir, f"seed{seed}")) for seed in range(n)]
   for seeds, workdir in jobs:
     try:
-      config = tables.config_for(row, setting, seeds[0])
+      config = table_lib.config_for(row, setting, seeds[0])
       if len(seeds) > 1:
         config.num_seeds = len(seeds)
       config_lib.build(config)  # ConfigError before anything is written
@@ -293,7 +317,7 @@ def _write_atomic(path: str, text: str) -> None:
   os.replace(tmp, path)
 
 
-def run_table(table: tables.Table, preset: str, out_dir: str = "results",
+def run_table(table: table_lib.Table, preset: str, out_dir: str = "results",
               selection: Selection = EVERYTHING) -> dict:
   """Runs the (row, setting, seed) runs `selection` picks, reads the others back, and writes
   STEM.csv, STEM.md and STEM_<setting>.png in `out_dir` (STEM = `table.stem(preset)`; the runs
@@ -303,9 +327,7 @@ def run_table(table: tables.Table, preset: str, out_dir: str = "results",
     {"cells": {(row label, setting paper label): TableCell}, "csv": path, "md": path,
      "figures": [...], "seconds": float}.
   """
-  if preset not in table.presets:
-    raise ValueError(f"--preset={preset!r} for table {table.name!r}; allowed: "
-                     f"{', '.join(table.presets)}")
+  table.check_preset(preset)
   if table.kind not in RUN_KINDS:
     raise ValueError(f"table {table.name!r}: kind={table.kind!r}; allowed: "
                      f"{', '.join(RUN_KINDS)}")

@@ -1,12 +1,20 @@
-"""The papers' tables as data: rows (methods), columns (settings), the papers' numbers and which
-run kind produces each cell. `experiments.runner` runs them, `experiments.render` writes them.
+"""The papers' tables as recipes: rows (methods), columns (settings), the papers' numbers and which
+run kind produces each cell, written with the library's types (`tca_jax.reproduce.table`);
+`tca_jax.reproduce.runner` runs them, `tca_jax.reproduce.render` writes them, and the binary
+`experiments/reproduce.py` picks one by name from `CATALOGUE`.
+
+Why here, beside the config files: a table is a recipe like them (its rows are `recipes.py`'s
+methods, its columns `recipes.sab_paper`, `tptt.py`'s presets and the dataset config files), so it
+lives with what it composes and is written once; the library cannot hold it (it never imports
+`experiments`), and `experiments/*.py` are the binaries.
 
 Adding a table: write `Table(name=..., rows=..., settings=..., kind=...)` below and list it in
 `TABLES`. A table of our own (no paper behind it, e.g. every learner on every synthetic task) has
-`source=None` and rows with empty paper numbers (`{}`); its markdown shows our numbers only. `kind` names an entry of `runner.RUN_KINDS`: "final" (train with the generic trainer,
-read the test metrics), "t_max", "iters" and "generalisation" (the TPTT paper's protocol,
+`source=None` and rows with empty paper numbers (`{}`); its markdown shows our numbers only.
+`kind` names an entry of `tca_jax.reproduce.runner.RUN_KINDS`: "final" (train with the generic
+trainer, read the test metrics), "t_max", "iters" and "generalisation" (the TPTT paper's protocol,
 `tca_jax.tptt_protocol`: Tables 1, 2 and 4). A new way of producing a number is one new function in
-`runner.RUN_KINDS`.
+`RUN_KINDS`.
 
 Presets:
 
@@ -27,92 +35,16 @@ TPTT = Manchev & Spratling 2020, "Target Propagation in Recurrent Neural Network
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-from typing import Callable, Optional
-
-import ml_collections
+from typing import Optional
 
 from experiments.configs import recipes, tptt
-from tca_jax import config as config_lib
+from tca_jax.reproduce.table import Catalogue, Metric, Row, Setting, Table
+from tca_jax.reproduce.table import row as _row
 
-PRESETS = ("local", "full", "paper")
 # The TPTT tables' budget per T in the `full` preset: the issue's minimum, 1/5 of the paper's
 # 100,000 iterations (`paper` preset), so that a t_max curriculum runs in hours on a CPU.
 TPTT_FULL_MAX_ITERS = 20_000
-
-
-@dataclasses.dataclass(frozen=True)
-class Metric:
-  """One number per run: `key` of the run's result, times `scale`, printed as the paper does."""
-
-  label: str  # the paper's column label ("acc.", "CE10", "BPC", "t_max")
-  key: str  # "accuracy", "ce_last10", "ce", "loss", "bpc"; "t_max" / "iters" for those kinds
-  scale: float = 1.0  # 100 for percentages
-  fmt: str = ".3g"
-
-
-@dataclasses.dataclass(frozen=True)
-class Setting:
-  """A column group of the table: the paper's setting and the config we run for it."""
-
-  paper: str  # the paper's column group ("T=100", "PTB", "temporal order")
-  label: str  # ours: the same as `paper` in the full preset, the reduced one in the local preset
-  config: Callable[[], ml_collections.ConfigDict]
-  metrics: tuple
-
-
-@dataclasses.dataclass(frozen=True)
-class Row:
-  """A method: a learner and how it changes the column's config (`apply(config)` in place)."""
-
-  label: str
-  learner: Optional[str]  # None: the paper's row has no tca-jax counterpart
-  apply: Optional[Callable[[ml_collections.ConfigDict], None]]
-  paper: dict  # {(setting.paper, metric.label): number}; absent = no number in the paper
-
-
-@dataclasses.dataclass(frozen=True)
-class Table:
-  name: str
-  title: str
-  source: Optional[str]  # where the paper numbers come from; None: a table of our own
-  rows: tuple
-  settings: Callable[[str], list]  # preset -> [Setting]
-  kind: str = "final"  # a key of runner.RUN_KINDS
-  seeds: tuple = (("local", 1), ("full", 3))
-  notes: tuple = ()  # (preset, text) pairs shown under the table
-  presets: tuple = ("local", "full")  # the TPTT tables add "paper" (the paper's full budget)
-
-  def num_seeds(self, preset: str) -> int:
-    seeds = dict(self.seeds)
-    return seeds[preset] if preset in seeds else seeds["full"]
-
-  def stem(self, preset: str) -> str:
-    """The name of the table's files and run folder: NAME (full preset) or NAME_PRESET."""
-    return self.name if preset == "full" else f"{self.name}_{preset}"
-
-  def note(self, preset: str) -> str:
-    return " ".join(text for p, text in self.notes if p in (preset, "all"))
-
-
-def config_for(row: Row, setting: Setting, seed: int) -> ml_collections.ConfigDict:
-  """The config of one run: the column's config, changed by the row, with `seed`."""
-  c = setting.config()
-  row.apply(c)
-  c.seed = seed
-  return c
-
-
-def _learner_of(apply) -> str:
-  c = config_lib.default_config()
-  c.task.length = 100
-  apply(c)
-  return c.learner.name
-
-
-def _row(label, apply, paper, learner=None):
-  return Row(label, learner or (_learner_of(apply) if apply else None), apply, paper)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -628,11 +560,9 @@ ALIASES = {"sab_table2": "sab_copy", "sab_table3": "sab_adding", "sab_table3_lm"
            "tptt_table1": "tptt_tmax", "tptt_table2": "tptt_iters", "tptt_table3": "tptt_noise",
            "tptt_table4": "tptt_generalisation"}
 
+CATALOGUE = Catalogue(TABLES, ALIASES)
+
 
 def get_table(name: str) -> Table:
   """The table called `name` (or an alias such as `sab_table2`); ValueError lists the names."""
-  name = ALIASES.get(name, name)
-  if name not in TABLES:
-    raise ValueError(f"--table={name!r}; allowed: {', '.join(TABLES)} (aliases: "
-                     f"{', '.join(ALIASES)})")
-  return TABLES[name]
+  return CATALOGUE.get(name)
