@@ -187,7 +187,10 @@ def test_t_max_cells_say_where_the_curriculum_stopped():
   labels = [s.label for s in rp.TPTT_GENERALISATION.settings("local")]
   assert labels[0] == "temporal order (train T=10, test T=20)"
   assert [s.paper for s in rp.TPTT_GENERALISATION.settings("full")] == [
-      "temporal order", "3-bit temporal order", "adding", "random permutation"]
+      "temporal order", "3-bit temporal order", "adding", "random permutation",
+      "adding (release generator and count)"]
+  release = rp.TPTT_GENERALISATION.settings("full")[-1].config()
+  assert (release.task.name, release.task.variant) == ("adding_pascanu", "release")
   # The protocol tables run the paper's protocol, with its constants in the full preset.
   config = reproduce.config_for(rp.TPTT_TMAX.rows[1], rp.TPTT_TMAX.settings("paper")[0], 0)
   assert (config.learner.name, config.protocol.target_error, config.protocol.max_iters) == (
@@ -277,7 +280,8 @@ def test_flag_values_select_runs_or_fail_in_one_line():
   with pytest.raises(ValueError, match=r"^--seeds=a,1: give seed numbers, e.g. --seeds=0,1,2$"):
     reproduce.select(table, "full", seeds=["a", "1"])
   with pytest.raises(ValueError, match=r"^--columns=t_100 is not in table 'tptt_iters'; allowed: "
-                     r"temporal_order, 3_bit_temporal_order, adding, random_permutation$"):
+                     r"temporal_order, 3_bit_temporal_order, adding, random_permutation, "
+                     r"adding_release_generator_and_count$"):
     reproduce.select(table, "full", columns=["t_100"])
   # A preset the table does not have is named first (sab_copy builds no "paper" columns).
   with pytest.raises(ValueError,
