@@ -292,3 +292,29 @@ def test_flag_values_select_runs_or_fail_in_one_line():
   with pytest.raises(ValueError, match=r"^--table='nope'; allowed: sab_copy, .* \(aliases: "
                      r"sab_table2, .*tptt_table4\)$"):
     rp.CATALOGUE.get("nope")
+
+
+def test_protocol_figures_draw_every_seed_and_only_the_last_pass_of_a_restarted_length(tmp_path):
+  # A length interrupted at iteration 200 and restarted from 0 logs 100, 200 again: one curve.
+  seed = tmp_path / "seed0"
+  (seed / "protocol_runs").mkdir(parents=True)
+  records = [{"length": 10, "iteration": i, "val_error": e}
+             for i, e in ((100, 0.5), (200, 0.4), (100, 0.6), (200, 0.3), (300, 0.0))]
+  (seed / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+  assert render._validation_curve(str(seed)) == ([100, 200, 300], [0.6, 0.3, 0.0])
+  for t, solved in ((10, True), (20, False)):
+    (seed / "protocol_runs" / f"T{t:05d}.json").write_text(json.dumps(
+        {"length": t, "solved": solved, "iterations": 300 if solved else None,
+         "stopped_at": 300 if solved else 4}))
+  for kind, metric in (("t_max", reproduce.Metric("t_max", "t_max", 1.0, ".0f")),
+                       ("iters", reproduce.Metric("iterations", "iters"))):
+    table = _protocol_table(kind, metric)
+    setting = table.settings("local")[0]
+    cell = runner.run_cell(table, table.rows[0], setting, "local", str(tmp_path),
+                           runner.Selection(train=False))
+    out = tmp_path / kind
+    out.mkdir()
+    paths = render.write_protocol_figures(table, [setting], {(table.rows[0].label, "T=100"): cell},
+                                          str(out), budget=4)
+    assert [os.path.basename(p) for p in paths] == [f"{table.name}_curves.png"]
+    assert os.path.getsize(paths[0]) > 1000

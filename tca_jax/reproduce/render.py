@@ -3,7 +3,9 @@
 * `csv_text`: one line per run and metric (our value, the paper's, the status, the workdir);
 * `markdown`: our number beside the paper's, per row and column (`format_cell`);
 * `write_figures`: per column, the training loss and evaluation accuracy of every row against
-  the step, read from the runs' `metrics.jsonl` (generic-trainer tables).
+  the step, read from the runs' `metrics.jsonl` (generic-trainer tables);
+* `write_protocol_figures`: the TPTT protocol tables' learning curves, every seed drawn: the
+  iterations each T took (Table 1's curricula) or the validation error against the iteration.
 
 `cells` map `(row label, setting paper label)` to a `runner.TableCell`.
 """
@@ -18,7 +20,7 @@ import re
 
 import numpy as np
 
-from tca_jax import metrics_io, plotting
+from tca_jax import metrics_io, plotting, protocol_workdir
 
 
 # The binary that writes these tables, named in each markdown (named only: never imported here).
@@ -202,3 +204,60 @@ def write_figures(table, settings, cells, out_dir, stem=None):
     fig.savefig(path, dpi=100)
     paths.append(path)
   return paths
+
+
+def _validation_curve(workdir, length=None):
+  """`(iterations, val_error)` of a protocol seed's run at `length` (its last length if None).
+
+  A T interrupted and restarted from its beginning appends its records again: only the last
+  pass (after the iteration count last went down) is kept.
+  """
+  records = [r for r in metrics_io.read_records(os.path.join(workdir, "metrics.jsonl"))
+             if "val_error" in r and "iteration" in r]
+  if length is None and records:
+    length = records[-1].get("length")
+  xs, ys = [], []
+  for r in records:
+    if r.get("length") != length:
+      continue
+    if xs and r["iteration"] <= xs[-1]:
+      xs, ys = [], []
+    xs.append(r["iteration"])
+    ys.append(r["val_error"])
+  return xs, ys
+
+
+def write_protocol_figures(table, settings, cells, out_dir, stem=None, budget=None):
+  """The protocol tables' figure, OUT_DIR/STEM_curves.png, one panel per column, every seed:
+  for a curriculum (kind "t_max") the iterations each T took (`plotting.
+  plot_iterations_per_length`), else the validation error against the iteration at the run's
+  training length (`plotting.plot_validation_curves`). Returns the paths written ([] if no
+  seed has anything to draw)."""
+  stem = stem or table.name
+  panels, drawn = {}, False
+  for s in settings:
+    rows = {}
+    for row in table.rows:
+      cell = cells[(row.label, s.paper)]
+      if cell.status != "ok":
+        continue
+      seeds = []
+      for wd in dict.fromkeys(cell.workdirs):
+        if table.kind == "t_max":
+          runs = protocol_workdir.finished_lengths(os.path.join(wd, protocol_workdir.RUNS_DIR))
+          seeds.append([(r["length"], r["iterations"] or r["stopped_at"], bool(r["solved"]))
+                        for r in runs])
+        else:
+          seeds.append(_validation_curve(wd))
+        drawn = drawn or bool(seeds[-1] and seeds[-1][0])
+      rows[row.label] = seeds
+    panels[s.label] = rows
+  if not drawn:
+    return []
+  path = os.path.join(out_dir, f"{stem}_curves.png")
+  title = f"{table.title} (every seed)"
+  if table.kind == "t_max":
+    plotting.plot_iterations_per_length(panels, path, budget=budget, title=title)
+  else:
+    plotting.plot_validation_curves(panels, path, title=title)
+  return [path]

@@ -309,6 +309,12 @@ def run_cell(table: table_lib.Table, row: table_lib.Row, setting: table_lib.Sett
   return cell
 
 
+def _protocol_budget(settings):
+  """The protocol tables' iterations per run (`protocol.max_iters`) if every column shares it."""
+  budgets = {s.config().get("protocol", {}).get("max_iters") for s in settings}
+  return budgets.pop() if len(budgets) == 1 else None
+
+
 def _write_atomic(path: str, text: str) -> None:
   """Several processes may write one table (each its own selection): the last complete one wins."""
   tmp = f"{path}.{os.getpid()}.tmp"
@@ -350,6 +356,9 @@ def run_table(table: table_lib.Table, preset: str, out_dir: str = "results",
   seconds = time.time() - start
   md_path = os.path.join(out_dir, f"{stem}.md")
   _write_atomic(md_path, render.markdown(table, preset, settings, cells))
-  figures = (render.write_figures(table, settings, cells, out_dir, stem)
-             if table.kind == "final" else [])
+  if table.kind == "final":
+    figures = render.write_figures(table, settings, cells, out_dir, stem)
+  else:
+    figures = render.write_protocol_figures(table, settings, cells, out_dir, stem,
+                                            budget=_protocol_budget(settings))
   return {"cells": cells, "csv": csv_path, "md": md_path, "figures": figures, "seconds": seconds}
