@@ -26,7 +26,9 @@ Rows (the issue's shapes; `--quick` shrinks every shape so the run takes about a
   step on a window of `--rtrl_steps` time steps, divided by them), against NumPy's (OpenBLAS)
   batched matmul `[32, N, N] @ [32, N, P]` of the influence update, the bound to beat; XLA's
   `jnp.einsum` of that shape is printed beside it. The target is on the fraction of the matmul
-  peak that the influence update's `2 N^2 P B` FLOPs reach: >= 0.5.
+  peak that the influence update's `2 N^2 P B` FLOPs reach: >= 0.5. The tca-jax step runs the
+  default `learner.kernel` ("auto": the native BLAS kernel on CPU); the same step with
+  `learner.kernel=xla` is timed beside it (`jax_rtrlN_xla`, printed as "XLA kernel").
 * `rtrl64_b1`: RTRL, SRN(64), batch 1, per time step, against `NumpyRTRL` (below), a batch-1
   NumPy RTRL written in the style of omarschall/vanilla-rtrl. Target: ratio <= 1/3.
 * `tptt_protocol`: one iteration of the TPTT paper's protocol (SRN(100), batch 20, T=60, the
@@ -324,6 +326,9 @@ def plan(rows: List[str], s: Shapes, sab_port: Optional[str] = None, echo=print)
     b = s.rtrl_batch
     builders[f"jax_{name}"] = (lambda n=n: train_step(
         "rtrl", "srn", s.T, n, b, {"train.update_every": 1}, window=s.rtrl_steps))
+    builders[f"jax_{name}_xla"] = (lambda n=n: train_step(
+        "rtrl", "srn", s.T, n, b, {"train.update_every": 1, "learner.kernel": "xla"},
+        window=s.rtrl_steps))
     builders[f"numpy_bmm{n}"] = lambda n=n, p=p: numpy_bmm(b, n, p)
     builders[f"xla_bmm{n}"] = lambda n=n, p=p: xla_bmm(b, n, p)
     out.append(Row(name, f"RTRL SRN({n}), batch {b}, per time step", f"jax_{name}",
@@ -334,6 +339,9 @@ def plan(rows: List[str], s: Shapes, sab_port: Optional[str] = None, echo=print)
     n = s.b1_hidden
     builders["jax_rtrl_b1"] = lambda: train_step("rtrl", "srn", s.T, n, 1,
                                                  {"train.update_every": 1}, window=s.b1_steps)
+    builders["jax_rtrl_b1_xla"] = lambda: train_step(
+        "rtrl", "srn", s.T, n, 1, {"train.update_every": 1, "learner.kernel": "xla"},
+        window=s.b1_steps)
     builders["numpy_rtrl_b1"] = lambda: numpy_rtrl(n, s.b1_steps)
     out.append(Row("rtrl64_b1", f"RTRL SRN({n}), batch 1, per time step", "jax_rtrl_b1",
                    "numpy_rtrl_b1", _ratio("jax_rtrl_b1", "numpy_rtrl_b1"), ("<=", 1 / 3),
@@ -384,6 +392,8 @@ def compare(rows=ROWS, quick=False, rounds=5, steps=5, sab_port=None, echo=print
       r["ref_ms"] = c.flops / c.per / (peak * 1e9) * 1e3
     if row.name.startswith("rtrl") and row.name != "rtrl64_b1":
       r["xla_bmm_ms"] = t.get(row.ref.replace("numpy", "xla"))
+    if row.name.startswith("rtrl"):
+      r["xla_kernel_ms"] = t.get(row.tca + "_xla")
     if row.skipped is None:
       r["ratio"] = r["tca_ms"] / r["ref_ms"] if r["ref_ms"] else None
       r["measure"] = row.measure(t, candidates, peak)
@@ -409,6 +419,8 @@ def format_table(out: dict) -> str:
            "| --- | --- | --- | --- | --- | --- | --- |"]
   for r in out["rows"]:
     tca = f"{r['tca_ms']:.3g} ms" if r["tca_ms"] is not None else "-"
+    if r.get("xla_kernel_ms"):
+      tca += f" (XLA kernel {r['xla_kernel_ms']:.3g} ms)"
     if r["row"] == "tptt_protocol":
       ref = f"its matmul FLOPs at the peak: {r['ref_ms']:.3g} ms"
     elif r["ref"] is None:

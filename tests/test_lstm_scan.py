@@ -28,6 +28,20 @@ def _problem(length=13, batch=3, n_in=4, hidden=5):
 @pytest.mark.parametrize("k", [None, 1, 3, 5])
 @pytest.mark.parametrize("unroll", [1, 2])
 def test_lstm_scan_equals_autodiff_of_the_cell(k, unroll, x64):
+  _check_against_autodiff(k, unroll, "xla")
+
+
+@pytest.mark.parametrize("k", [None, 3])
+def test_native_lstm_scan_equals_autodiff_of_the_cell(k, x64):
+  """The native kernels (`tca_jax.ops.native.lstm_forward` / `lstm_backward` through jax.ffi):
+  the same values and gradients as autodiff of the cell, with and without truncation."""
+  from tca_jax.ops import native  # pylint: disable=g-import-not-at-top
+  if jax.default_backend() != "cpu" or not native.available():
+    pytest.skip("no native kernels (not CPU, or no C++ compiler)")
+  _check_against_autodiff(k, 1, "native")
+
+
+def _check_against_autodiff(k, unroll, kernel):
   cell, params, xs, h0, c0, weights = _problem()
   length = xs.shape[0]
   cut = jnp.zeros(length, bool) if k is None else jnp.arange(length) % k == 0
@@ -41,7 +55,7 @@ def test_lstm_scan_equals_autodiff_of_the_cell(k, unroll, x64):
     return jnp.sum(jnp.sin(hs) * weights) + jnp.sum(final.h ** 2) + jnp.sum(jnp.cos(final.c))
 
   def fused(p, h0, c0, xs):
-    hs, (h, c) = lstm_scan(p["W_x"], p["W_h"], p["b"], h0, c0, xs, cut, unroll)
+    hs, (h, c) = lstm_scan(p["W_x"], p["W_h"], p["b"], h0, c0, xs, cut, unroll, kernel)
     return jnp.sum(jnp.sin(hs) * weights) + jnp.sum(h ** 2) + jnp.sum(jnp.cos(c))
 
   args = (params, h0, c0, xs)

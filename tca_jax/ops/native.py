@@ -3,7 +3,10 @@
     bmm_diag(a [..., n, k], m [..., k, p], d [..., n], u [..., q]) -> [..., n, p]
       out[b] = a[b] @ m[b];  out[b, j, i n + j] += d[b, j] u[b, i]   (p = q n)
 
-is RTRL's SRN influence update `M_t = (D_t W_hh^T) M_{t-1} + F_t` (`learners/rtrl.py`) in one
+    lstm_forward(xproj [T, B, 4H], w_h, h0, c0) -> (hs, gates, cs)
+    lstm_backward(dhs, gates, cs, c0, w_h, keep, dh_T, dc_T) -> (dz [T, B, 4H], dh0, dc0)
+
+The first is RTRL's SRN influence update `M_t = (D_t W_hh^T) M_{t-1} + F_t` (`learners/rtrl.py`) in one
 pass: the batched GEMM by BLAS, the immediate term `F_t` (a diagonal per `u` block) added in
 place after each example's GEMM instead of as a `[B, H, K, H]` tensor.
 
@@ -21,6 +24,10 @@ else `$CXX`, else `g++`) and jax's FFI headers into `$TCA_JAX_NATIVE_CACHE` (def
 then `os.replace`, so two processes compiling at once (pytest -n 2) each install a complete
 library. Where that fails (no compiler, no BLAS) `available()` is False with one logged warning and
 callers keep the XLA path. Only CPU: callers pick the kernel with `jax.lax.platform_dependent`.
+
+The LSTM pair is the recurrent core of `ops/lstm_scan.py`'s fused scan (its custom VJP calls
+them; the weight gradients stay XLA GEMMs there): one call per window instead of a scan whose
+every step is several small XLA:CPU thunks, one BLAS GEMM per step.
 
 No derivative rule: RTRL's influence recursion is not differentiated (its gradient is the forward
 contraction), so `jax.grad` through `bmm_diag` is an error rather than a silent wrong answer.
@@ -44,7 +51,10 @@ import jax.numpy as jnp
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "native_kernels.cc")
 _FLAGS = ("-O3", "-shared", "-fPIC", "-std=c++17", "-w")
 _TARGETS = {jnp.dtype("float32"): "tca_bmm_diag_f32", jnp.dtype("float64"): "tca_bmm_diag_f64"}
-_SYMBOLS = {"tca_bmm_diag_f32": "TcaBmmDiagF32", "tca_bmm_diag_f64": "TcaBmmDiagF64"}
+_SYMBOLS = {"tca_bmm_diag_f32": "TcaBmmDiagF32", "tca_bmm_diag_f64": "TcaBmmDiagF64",
+            "tca_lstm_forward_f32": "TcaLstmForwardF32", "tca_lstm_forward_f64": "TcaLstmForwardF64",
+            "tca_lstm_backward_f32": "TcaLstmBackwardF32",
+            "tca_lstm_backward_f64": "TcaLstmBackwardF64"}
 
 _lock = threading.Lock()
 _state: dict = {}  # "ok": bool once tried; "lib": the loaded library (kept alive)
@@ -142,6 +152,50 @@ def bmm_diag(a: jax.Array, m: jax.Array, d: jax.Array, u: Optional[jax.Array] = 
   out = jax.ShapeDtypeStruct(a.shape[:-1] + m.shape[-1:], m.dtype)
   call = jax.ffi.ffi_call(_TARGETS[jnp.dtype(m.dtype)], out, vmap_method="broadcast_all")
   return call(a, m, d, u)
+
+
+def _suffix(dtype) -> str:
+  return {"float32": "f32", "float64": "f64"}[jnp.dtype(dtype).name]
+
+
+def lstm_forward(xproj, w_h, h0, c0):
+  """The LSTM's forward over a window from its input projections (CPU only).
+
+  Args:
+    xproj: `[T, B, 4H]` = `x_t W_x + b` (gates i, f, g, o).
+    w_h: `[H, 4H]`; h0, c0: `[B, H]`.
+
+  Returns:
+    `(hs [T, B, H], gates [T, B, 4H] activated, cs [T, B, H] the cell states leaving each step)`.
+  """
+  if not available():
+    raise RuntimeError("tca_jax native kernels are unavailable (see the logged warning)")
+  t, b, h4 = xproj.shape
+  sds = lambda *shape: jax.ShapeDtypeStruct(shape, xproj.dtype)
+  call = jax.ffi.ffi_call("tca_lstm_forward_" + _suffix(xproj.dtype),
+                          (sds(t, b, h4 // 4), sds(t, b, h4), sds(t, b, h4 // 4)),
+                          vmap_method="sequential")
+  return call(xproj, w_h, h0, c0)
+
+
+def lstm_backward(dhs, gates, cs, c0, w_h, keep, dh_t, dc_t):
+  """The LSTM's reverse scan from stored activations (CPU only).
+
+  Args:
+    dhs: `[T, B, H]` cotangents of the outputs; gates, cs: `lstm_forward`'s.
+    c0: `[B, H]`; w_h: `[H, 4H]`.
+    keep: `[T]`, 0 where the state entering step t is cut (no cotangent flows back), else 1.
+    dh_t, dc_t: `[B, H]` cotangents of the final state.
+
+  Returns:
+    `(dz [T, B, 4H] pre-activation cotangents, dh0 [B, H], dc0 [B, H])`.
+  """
+  if not available():
+    raise RuntimeError("tca_jax native kernels are unavailable (see the logged warning)")
+  sds = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype)
+  call = jax.ffi.ffi_call("tca_lstm_backward_" + _suffix(gates.dtype),
+                          (sds(gates), sds(c0), sds(c0)), vmap_method="sequential")
+  return call(dhs, gates, cs, c0, w_h, keep.astype(gates.dtype), dh_t, dc_t)
 
 
 def bmm_diag_reference(a, m, d, u=None):
