@@ -14,7 +14,9 @@ Rows (the issue's shapes; `--quick` shrinks every shape so the run takes about a
 
 * `bptt_lstm`: the trainer's step (`tca_jax.train.make_train_step`), BPTT, LSTM(128), copy
   T=100 (120 steps), batch 32, Adam, clipping 1, against `torch.nn.LSTM` + Linear (PyTorch on as
-  many threads as XLA uses). Target: ratio <= 0.8.
+  many threads as XLA uses). Target: ratio <= 0.8. The same step with `learner.kernel=native`
+  (the LSTM core as jax.ffi kernels) is timed beside it (`jax_bptt_native`, "native kernel";
+  also `jax_bptt_big_native` in the next row).
 * `bptt_lstm_peak`: the same at H=256, batch 128, as a fraction of the matmul peak measured in
   this process (`common.matmul_peak_gflops`). Target >= 0.6.
 * `sab`: SAB (k_trunc = k_top = k_att = 5) against `benchmarks/torch_ref.py`'s Python-loop SAB;
@@ -286,6 +288,8 @@ def plan(rows: List[str], s: Shapes, sab_port: Optional[str] = None, echo=print)
   lstm = f"LSTM({s.hidden}), copy T={s.T}, batch {s.batch}"
   if "bptt_lstm" in rows:
     builders["jax_bptt"] = lambda: train_step("bptt", "lstm", s.T, s.hidden, s.batch)
+    builders["jax_bptt_native"] = lambda: train_step("bptt", "lstm", s.T, s.hidden, s.batch,
+                                                     {"learner.kernel": "native"})
     if have_torch:
       builders["torch_lstm"] = lambda: torch_step("lstm_bptt", s.T, s.hidden, s.batch, s.k)
     out.append(Row("bptt_lstm", f"BPTT {lstm}", "jax_bptt", "torch_lstm",
@@ -294,6 +298,8 @@ def plan(rows: List[str], s: Shapes, sab_port: Optional[str] = None, echo=print)
   if "bptt_lstm_peak" in rows:
     builders["jax_bptt_big"] = lambda: train_step("bptt", "lstm", s.T, s.peak_hidden,
                                                   s.peak_batch)
+    builders["jax_bptt_big_native"] = lambda: train_step(
+        "bptt", "lstm", s.T, s.peak_hidden, s.peak_batch, {"learner.kernel": "native"})
     out.append(Row("bptt_lstm_peak", f"BPTT LSTM({s.peak_hidden}), batch {s.peak_batch}",
                    "jax_bptt_big", None, _frac_of_peak("jax_bptt_big"), (">=", 0.6),
                    "fraction of peak >= 0.6"))
@@ -394,6 +400,8 @@ def compare(rows=ROWS, quick=False, rounds=5, steps=5, sab_port=None, echo=print
       r["xla_bmm_ms"] = t.get(row.ref.replace("numpy", "xla"))
     if row.name.startswith("rtrl"):
       r["xla_kernel_ms"] = t.get(row.tca + "_xla")
+    if row.name.startswith("bptt_lstm"):
+      r["native_kernel_ms"] = t.get(row.tca + "_native")
     if row.skipped is None:
       r["ratio"] = r["tca_ms"] / r["ref_ms"] if r["ref_ms"] else None
       r["measure"] = row.measure(t, candidates, peak)
@@ -421,6 +429,8 @@ def format_table(out: dict) -> str:
     tca = f"{r['tca_ms']:.3g} ms" if r["tca_ms"] is not None else "-"
     if r.get("xla_kernel_ms"):
       tca += f" (XLA kernel {r['xla_kernel_ms']:.3g} ms)"
+    if r.get("native_kernel_ms"):
+      tca += f" (native kernel {r['native_kernel_ms']:.3g} ms)"
     if r["row"] == "tptt_protocol":
       ref = f"its matmul FLOPs at the peak: {r['ref_ms']:.3g} ms"
     elif r["ref"] is None:

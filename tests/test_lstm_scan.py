@@ -80,8 +80,11 @@ def test_cell_backward_equals_the_vjp_of_from_gates(x64):
   np.testing.assert_allclose(dc_prev, want_dc, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("kernel", ["xla", "native"])
 @pytest.mark.parametrize("name,options", [("bptt", {}), ("tbptt", {"truncation": 4})])
-def test_fused_learner_equals_the_unfused_one(name, options, x64):
+def test_fused_learner_equals_the_unfused_one(name, options, kernel, x64):
+  """With either fused kernel (`learner.kernel`; native falls back to XLA where it cannot be
+  built), the learner's gradient equals autodiff of the cell's scan."""
   task = tasks.get("temporal_order", length=12)
   model = Model(cells.get("lstm", hidden_size=6), task.output_size)
   params = model.init(jax.random.PRNGKey(0), task.input_size)
@@ -94,7 +97,7 @@ def test_fused_learner_equals_the_unfused_one(name, options, x64):
                                           jax.random.PRNGKey(1), update_every)[0]
 
   for update_every in (None, 4):
-    got = grad(learners.get(name, fused=True, **options), update_every)
+    got = grad(learners.get(name, fused=True, kernel=kernel, **options), update_every)
     want = grad(learners.get(name, fused=False, **options), update_every)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
       np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
@@ -103,3 +106,5 @@ def test_fused_learner_equals_the_unfused_one(name, options, x64):
 def test_fused_option_is_checked():
   with pytest.raises(ConfigError, match="learner.fused"):
     learners.get("bptt", fused="yes")
+  with pytest.raises(ConfigError, match="learner.kernel"):
+    learners.get("tbptt", kernel="cuda")
