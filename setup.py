@@ -25,6 +25,8 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=setuptools.find_packages(include=["tca_jax", "tca_jax.*", "experiments", "experiments.*"]),
+    # The native CPU kernels' source, compiled on first use (tca_jax/ops/native.py).
+    package_data={"tca_jax.ops": ["native_kernels.cc"]},
     install_requires=[
         "jax>=0.4.30",
         "optax>=0.2.2",

@@ -14,7 +14,9 @@ Rows (the issue's shapes; `--quick` shrinks every shape so the run takes about a
 
 * `bptt_lstm`: the trainer's step (`tca_jax.train.make_train_step`), BPTT, LSTM(128), copy
   T=100 (120 steps), batch 32, Adam, clipping 1, against `torch.nn.LSTM` + Linear (PyTorch on as
-  many threads as XLA uses). Target: ratio <= 0.8.
+  many threads as XLA uses). Target: ratio <= 0.8. The same step with `learner.kernel=native`
+  (the LSTM core as jax.ffi kernels) is timed beside it (`jax_bptt_native`, "native kernel";
+  also `jax_bptt_big_native` in the next row).
 * `bptt_lstm_peak`: the same at H=256, batch 128, as a fraction of the matmul peak measured in
   this process (`common.matmul_peak_gflops`). Target >= 0.6.
 * `sab`: SAB (k_trunc = k_top = k_att = 5) against `benchmarks/torch_ref.py`'s Python-loop SAB;
@@ -26,7 +28,9 @@ Rows (the issue's shapes; `--quick` shrinks every shape so the run takes about a
   step on a window of `--rtrl_steps` time steps, divided by them), against NumPy's (OpenBLAS)
   batched matmul `[32, N, N] @ [32, N, P]` of the influence update, the bound to beat; XLA's
   `jnp.einsum` of that shape is printed beside it. The target is on the fraction of the matmul
-  peak that the influence update's `2 N^2 P B` FLOPs reach: >= 0.5.
+  peak that the influence update's `2 N^2 P B` FLOPs reach: >= 0.5. The tca-jax step runs the
+  default `learner.kernel` ("auto": the native BLAS kernel on CPU); the same step with
+  `learner.kernel=xla` is timed beside it (`jax_rtrlN_xla`, printed as "XLA kernel").
 * `rtrl64_b1`: RTRL, SRN(64), batch 1, per time step, against `NumpyRTRL` (below), a batch-1
   NumPy RTRL written in the style of omarschall/vanilla-rtrl. Target: ratio <= 1/3.
 * `tptt_protocol`: one iteration of the TPTT paper's protocol (SRN(100), batch 20, T=60, the
@@ -284,6 +288,8 @@ def plan(rows: List[str], s: Shapes, sab_port: Optional[str] = None, echo=print)
   lstm = f"LSTM({s.hidden}), copy T={s.T}, batch {s.batch}"
   if "bptt_lstm" in rows:
     builders["jax_bptt"] = lambda: train_step("bptt", "lstm", s.T, s.hidden, s.batch)
+    builders["jax_bptt_native"] = lambda: train_step("bptt", "lstm", s.T, s.hidden, s.batch,
+                                                     {"learner.kernel": "native"})
     if have_torch:
       builders["torch_lstm"] = lambda: torch_step("lstm_bptt", s.T, s.hidden, s.batch, s.k)
     out.append(Row("bptt_lstm", f"BPTT {lstm}", "jax_bptt", "torch_lstm",
@@ -292,6 +298,8 @@ def plan(rows: List[str], s: Shapes, sab_port: Optional[str] = None, echo=print)
   if "bptt_lstm_peak" in rows:
     builders["jax_bptt_big"] = lambda: train_step("bptt", "lstm", s.T, s.peak_hidden,
                                                   s.peak_batch)
+    builders["jax_bptt_big_native"] = lambda: train_step(
+        "bptt", "lstm", s.T, s.peak_hidden, s.peak_batch, {"learner.kernel": "native"})
     out.append(Row("bptt_lstm_peak", f"BPTT LSTM({s.peak_hidden}), batch {s.peak_batch}",
                    "jax_bptt_big", None, _frac_of_peak("jax_bptt_big"), (">=", 0.6),
                    "fraction of peak >= 0.6"))
@@ -324,6 +332,9 @@ def plan(rows: List[str], s: Shapes, sab_port: Optional[str] = None, echo=print)
     b = s.rtrl_batch
     builders[f"jax_{name}"] = (lambda n=n: train_step(
         "rtrl", "srn", s.T, n, b, {"train.update_every": 1}, window=s.rtrl_steps))
+    builders[f"jax_{name}_xla"] = (lambda n=n: train_step(
+        "rtrl", "srn", s.T, n, b, {"train.update_every": 1, "learner.kernel": "xla"},
+        window=s.rtrl_steps))
     builders[f"numpy_bmm{n}"] = lambda n=n, p=p: numpy_bmm(b, n, p)
     builders[f"xla_bmm{n}"] = lambda n=n, p=p: xla_bmm(b, n, p)
     out.append(Row(name, f"RTRL SRN({n}), batch {b}, per time step", f"jax_{name}",
@@ -334,6 +345,9 @@ def plan(rows: List[str], s: Shapes, sab_port: Optional[str] = None, echo=print)
     n = s.b1_hidden
     builders["jax_rtrl_b1"] = lambda: train_step("rtrl", "srn", s.T, n, 1,
                                                  {"train.update_every": 1}, window=s.b1_steps)
+    builders["jax_rtrl_b1_xla"] = lambda: train_step(
+        "rtrl", "srn", s.T, n, 1, {"train.update_every": 1, "learner.kernel": "xla"},
+        window=s.b1_steps)
     builders["numpy_rtrl_b1"] = lambda: numpy_rtrl(n, s.b1_steps)
     out.append(Row("rtrl64_b1", f"RTRL SRN({n}), batch 1, per time step", "jax_rtrl_b1",
                    "numpy_rtrl_b1", _ratio("jax_rtrl_b1", "numpy_rtrl_b1"), ("<=", 1 / 3),
@@ -384,6 +398,10 @@ def compare(rows=ROWS, quick=False, rounds=5, steps=5, sab_port=None, echo=print
       r["ref_ms"] = c.flops / c.per / (peak * 1e9) * 1e3
     if row.name.startswith("rtrl") and row.name != "rtrl64_b1":
       r["xla_bmm_ms"] = t.get(row.ref.replace("numpy", "xla"))
+    if row.name.startswith("rtrl"):
+      r["xla_kernel_ms"] = t.get(row.tca + "_xla")
+    if row.name.startswith("bptt_lstm"):
+      r["native_kernel_ms"] = t.get(row.tca + "_native")
     if row.skipped is None:
       r["ratio"] = r["tca_ms"] / r["ref_ms"] if r["ref_ms"] else None
       r["measure"] = row.measure(t, candidates, peak)
@@ -409,6 +427,10 @@ def format_table(out: dict) -> str:
            "| --- | --- | --- | --- | --- | --- | --- |"]
   for r in out["rows"]:
     tca = f"{r['tca_ms']:.3g} ms" if r["tca_ms"] is not None else "-"
+    if r.get("xla_kernel_ms"):
+      tca += f" (XLA kernel {r['xla_kernel_ms']:.3g} ms)"
+    if r.get("native_kernel_ms"):
+      tca += f" (native kernel {r['native_kernel_ms']:.3g} ms)"
     if r["row"] == "tptt_protocol":
       ref = f"its matmul FLOPs at the peak: {r['ref_ms']:.3g} ms"
     elif r["ref"] is None:

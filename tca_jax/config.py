@@ -91,6 +91,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.learner.immediate = placeholder(str)  # rtrl: "reverse" | "forward" (d s_t/d theta)
   c.learner.eps = placeholder(float)  # uoro, kf_rtrl: stabiliser of the scalings
   c.learner.structured = placeholder(bool)  # snap1, rtrl: closed-form step for the srn
+  # rtrl, bptt, tbptt: "auto" | "native" (jax.ffi CPU kernels with BLAS) | "xla"
+  c.learner.kernel = placeholder(str)
   # snap1: "textbook" (default) | "full_jacobian"; tptt, tptt_hx: "paper" (default) | "release"
   c.learner.variant = placeholder(str)
   c.learner.alpha_i = placeholder(float)  # tptt, tptt_hx: first-target step (eq. 3)

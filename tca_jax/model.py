@@ -52,7 +52,7 @@ class Model:
     return state, self.readout(params, features)
 
   def unroll(self, params, state, inputs, *, truncation: int | None = None, remat: bool = False,
-             perturbations=None, unroll: int = 1, fused: bool = False):
+             perturbations=None, unroll: int = 1, fused: bool = False, kernel: str = "xla"):
     """Runs the model over a window.
 
     Args:
@@ -68,6 +68,7 @@ class Model:
       unroll: `lax.scan`'s unroll factor.
       fused: run the core's `fused_scan` (one op with a hand-written VJP) where the core has one
         (`has_fused_scan`) and neither `remat` nor `perturbations` is asked for.
+      kernel: the fused scan's implementation, "xla" or "native" (`Cell.fused_scan`).
 
     Returns:
       `(final_state, outputs [time, batch, out])`.
@@ -75,7 +76,8 @@ class Model:
     if fused and self.core.has_fused_scan and not remat and perturbations is None:
       t = jnp.arange(inputs.shape[0])
       cut = (t % truncation == 0) if truncation is not None else jnp.zeros(t.shape, bool)
-      final_state, features = self.core.fused_scan(params["core"], state, inputs, cut, unroll)
+      final_state, features = self.core.fused_scan(params["core"], state, inputs, cut, unroll,
+                                                    kernel)
       return final_state, self.readout(params, features)
     core_step = self.core.step
     if remat:

@@ -28,6 +28,20 @@ def _problem(length=13, batch=3, n_in=4, hidden=5):
 @pytest.mark.parametrize("k", [None, 1, 3, 5])
 @pytest.mark.parametrize("unroll", [1, 2])
 def test_lstm_scan_equals_autodiff_of_the_cell(k, unroll, x64):
+  _check_against_autodiff(k, unroll, "xla")
+
+
+@pytest.mark.parametrize("k", [None, 3])
+def test_native_lstm_scan_equals_autodiff_of_the_cell(k, x64):
+  """The native kernels (`tca_jax.ops.native.lstm_forward` / `lstm_backward` through jax.ffi):
+  the same values and gradients as autodiff of the cell, with and without truncation."""
+  from tca_jax.ops import native  # pylint: disable=g-import-not-at-top
+  if jax.default_backend() != "cpu" or not native.available():
+    pytest.skip("no native kernels (not CPU, or no C++ compiler)")
+  _check_against_autodiff(k, 1, "native")
+
+
+def _check_against_autodiff(k, unroll, kernel):
   cell, params, xs, h0, c0, weights = _problem()
   length = xs.shape[0]
   cut = jnp.zeros(length, bool) if k is None else jnp.arange(length) % k == 0
@@ -41,7 +55,7 @@ def test_lstm_scan_equals_autodiff_of_the_cell(k, unroll, x64):
     return jnp.sum(jnp.sin(hs) * weights) + jnp.sum(final.h ** 2) + jnp.sum(jnp.cos(final.c))
 
   def fused(p, h0, c0, xs):
-    hs, (h, c) = lstm_scan(p["W_x"], p["W_h"], p["b"], h0, c0, xs, cut, unroll)
+    hs, (h, c) = lstm_scan(p["W_x"], p["W_h"], p["b"], h0, c0, xs, cut, unroll, kernel)
     return jnp.sum(jnp.sin(hs) * weights) + jnp.sum(h ** 2) + jnp.sum(jnp.cos(c))
 
   args = (params, h0, c0, xs)
@@ -66,8 +80,11 @@ def test_cell_backward_equals_the_vjp_of_from_gates(x64):
   np.testing.assert_allclose(dc_prev, want_dc, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("kernel", ["xla", "native"])
 @pytest.mark.parametrize("name,options", [("bptt", {}), ("tbptt", {"truncation": 4})])
-def test_fused_learner_equals_the_unfused_one(name, options, x64):
+def test_fused_learner_equals_the_unfused_one(name, options, kernel, x64):
+  """With either fused kernel (`learner.kernel`; native falls back to XLA where it cannot be
+  built), the learner's gradient equals autodiff of the cell's scan."""
   task = tasks.get("temporal_order", length=12)
   model = Model(cells.get("lstm", hidden_size=6), task.output_size)
   params = model.init(jax.random.PRNGKey(0), task.input_size)
@@ -80,7 +97,7 @@ def test_fused_learner_equals_the_unfused_one(name, options, x64):
                                           jax.random.PRNGKey(1), update_every)[0]
 
   for update_every in (None, 4):
-    got = grad(learners.get(name, fused=True, **options), update_every)
+    got = grad(learners.get(name, fused=True, kernel=kernel, **options), update_every)
     want = grad(learners.get(name, fused=False, **options), update_every)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
       np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
@@ -89,3 +106,5 @@ def test_fused_learner_equals_the_unfused_one(name, options, x64):
 def test_fused_option_is_checked():
   with pytest.raises(ConfigError, match="learner.fused"):
     learners.get("bptt", fused="yes")
+  with pytest.raises(ConfigError, match="learner.kernel"):
+    learners.get("tbptt", kernel="cuda")

@@ -107,11 +107,16 @@ def test_rtrl_shapes_and_registry():
     learners.get("rtrl", immediate="sideways")
 
 
+@pytest.mark.parametrize("kernel", ["xla", "native"])
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
-def test_structured_srn_step_equals_generic(x64, activation):
-  """The closed-form SRN influence step (one batched GEMM + the diagonal immediate term) equals
-  the generic forward-mode step, and the learner's gradients with either path equal BPTT's."""
+def test_structured_srn_step_equals_generic(x64, activation, kernel):
+  """The closed-form SRN influence step (one batched GEMM + the diagonal immediate term, by XLA
+  or by the native BLAS kernel) equals the generic forward-mode step, and the learner's gradients
+  with either path equal BPTT's."""
   from tca_jax.learners import forward_mode, rtrl  # pylint: disable=g-import-not-at-top
+  from tca_jax.ops import native  # pylint: disable=g-import-not-at-top
+  if kernel == "native" and not native.available():
+    pytest.skip("no native kernels (no C++ compiler)")
   model, task, params, batch = setup("srn")
   model = Model(cells.get("srn", hidden_size=model.core.hidden_size, activation=activation),
                 model.output_size)
@@ -123,9 +128,10 @@ def test_structured_srn_step_equals_generic(x64, activation):
   x = batch.inputs[0]
   generic = (forward_mode.state_jvp(flat, flat.theta, state, x, m)
              + forward_mode.param_jacobian(flat, flat.theta, state, x))
-  structured = rtrl.propagate_srn(flat, flat.theta, state, x, m, None)
+  structured = rtrl.propagate_srn(flat, flat.theta, state, x, m, None,
+                                  use_native=kernel == "native")
   np.testing.assert_allclose(structured, generic, rtol=1e-12, atol=1e-13)
   reference = _bptt(model, task, params, batch)
-  for learner in (RTRL(), RTRL(structured=False)):
+  for learner in (RTRL(kernel=kernel), RTRL(structured=False)):
     update, _ = _accumulated(learner, model, task, params, {}, batch, jax.random.PRNGKey(0), 1)
     assert rel_error(update, reference) < 1e-8

@@ -64,12 +64,13 @@ class Cell:
     """Attention weights `[T, batch, M]` of a forward pass; cores with `has_attention_map`."""
     raise NotImplementedError(f"{type(self).__name__} has no attention over memories")
 
-  def fused_scan(self, params, state, inputs, cut, unroll: int = 1):
+  def fused_scan(self, params, state, inputs, cut, unroll: int = 1, kernel: str = "xla"):
     """The window in one op: `(final state, features [T, batch, F])`; cores with `has_fused_scan`.
 
     Args:
       params, state: as for `step`; inputs: `[T, batch, in]`.
       cut: `[T]` bool, where the state entering a step is a constant (block truncation).
       unroll: the scans' unroll factor.
+      kernel: "xla", or "native" (a `jax.ffi` CPU kernel where the core has one; XLA elsewhere).
     """
     raise NotImplementedError(f"{type(self).__name__} has no fused scan")

@@ -77,11 +77,12 @@ class LSTM(Cell):
     new = self.from_gates(self.gates(params, state.h, x), state.c)
     return new, new.h
 
-  def fused_scan(self, params, state: LSTMState, inputs, cut, unroll: int = 1):
+  def fused_scan(self, params, state: LSTMState, inputs, cut, unroll: int = 1,
+                 kernel: str = "xla"):
     """The window as one op with a hand-written VJP (`tca_jax.ops.lstm_scan`): the same values
     and gradients as scanning `step`, with `cut` as block truncation."""
     hs, (h, c) = lstm_scan(params["W_x"], params["W_h"], params["b"], state.h, state.c, inputs,
-                           cut, unroll)
+                           cut, unroll, kernel)
     return LSTMState(h, c), hs
 
   # The two halves of a step, for hand-written backward passes (the `sab` learner's).

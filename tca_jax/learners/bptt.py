@@ -22,7 +22,7 @@ import jax
 from tca_jax.backend import scan_unroll
 from tca_jax.learners.base import (Aux, CarriedState, Learner, check_window_option,
                                     window_loss)
-from tca_jax.registry import ConfigError
+from tca_jax.registry import ConfigError, check_choice
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +38,9 @@ class BPTT(Learner):
       reverse scan, the cell's backward by hand from stored gates): the same gradient up to
       float rounding, 0.82x the step time and less memory on the CPU (docs/PERFORMANCE.md);
       False: autodiff of the cell's scan. Ignored with `remat` and for cells without one.
+    kernel: the fused scan's implementation: "xla", or "native" (the LSTM's recurrent core as
+      `jax.ffi` CPU kernels, `tca_jax.ops.native`; XLA on other platforms or where it cannot be
+      built). "auto" is "xla": native was not measured faster (docs/PERFORMANCE.md).
   """
 
   NAME: ClassVar[str] = "bptt"
@@ -45,9 +48,11 @@ class BPTT(Learner):
   remat: bool = False
   unroll: Optional[int] = None
   fused: bool = True
+  kernel: str = "auto"
 
   def __post_init__(self):
     scan_unroll(self.unroll)  # validates
+    check_choice(self.kernel, "learner.kernel", ("auto", "native", "xla"))
     if not isinstance(self.fused, bool):
       raise ConfigError(f"learner.fused={self.fused!r} must be True or False")
 
@@ -60,7 +65,8 @@ class BPTT(Learner):
     def objective(p):
       final, outputs = model.unroll(p, lstate.model_state, batch.inputs,
                                     truncation=self._truncation(), remat=self.remat,
-                                    unroll=scan_unroll(self.unroll), fused=self.fused)
+                                    unroll=scan_unroll(self.unroll), fused=self.fused,
+                                    kernel="native" if self.kernel == "native" else "xla")
       return window_loss(loss_fn, outputs, batch), (final, outputs)
 
     (loss, (final, outputs)), grads = jax.value_and_grad(objective, has_aux=True)(params)

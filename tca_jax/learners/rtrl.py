@@ -26,6 +26,12 @@ and `u_t = [h_{t-1}; x_t; 1]`, `J_t = D_t W_hh^T` and `F_t[j, (i, k)] = D_t[j] u
 `[B, H, H] @ [B, H, P]` plus a diagonal add, with no Jacobian-vector machinery and no dense
 Kronecker product; it equals the generic path in float64 (tests/test_rtrl.py).
 
+`kernel` picks who runs that update on CPU: "native" (`tca_jax.ops.native.bmm_diag`, BLAS's
+GEMM with `F_t` added in the same pass, through `jax.ffi`; XLA:CPU's batched dot runs this shape
+at a third of BLAS's rate, docs/PERFORMANCE.md), "xla" (`jnp.einsum`), or "auto" (native where
+it builds). Other platforms always run XLA (`jax.lax.platform_dependent`), and a native kernel
+that cannot be built (no compiler) falls back to XLA with one logged warning.
+
 Choice: `immediate="reverse"` by default. Forward mode builds F_t from P tangents of the standard
 basis, which XLA materialises as a `[P, P]` identity (18 GB for an SRN(256)), while reverse mode
 needs S cotangents; the influence recursion itself is always forward mode.
@@ -34,6 +40,7 @@ needs S cotangents; the influence recursion itself is always forward mode.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, ClassVar, NamedTuple
 
 import jax
@@ -42,6 +49,7 @@ import jax.numpy as jnp
 from tca_jax.learners import forward_mode
 from tca_jax.cells.rnn import ACTIVATIONS, SRN
 from tca_jax.learners.base import Aux, Learner
+from tca_jax.ops import native
 from tca_jax.registry import check_choice
 
 
@@ -59,15 +67,19 @@ class RTRL(Learner):
       S products) or "forward" (`jacfwd`, P products against a materialised basis).
     structured: use the closed-form SRN step (one batched GEMM; see the module docstring);
       False, or any other cell, takes the generic forward-mode path.
+    kernel: the structured SRN update's GEMM on CPU: "auto" (native when it builds), "native"
+      (BLAS through `jax.ffi`; XLA with a warning where it cannot be built) or "xla".
   """
 
   NAME: ClassVar[str] = "rtrl"
   generic_cells: ClassVar[bool] = True
   immediate: str = "reverse"
   structured: bool = True
+  kernel: str = "auto"
 
   def __post_init__(self):
     check_choice(self.immediate, "learner.immediate", ("reverse", "forward"))
+    check_choice(self.kernel, "learner.kernel", ("auto", "native", "xla"))
 
   def validate_model(self, model):
     forward_mode.check_per_example_state(model, self.NAME)
@@ -88,7 +100,10 @@ class RTRL(Learner):
     core = model.core
     structured = (self.structured and isinstance(core, SRN)
                   and sorted(params["core"]) == ["W_hh", "W_xh", "b_h"])
-    propagate = propagate_srn if structured else propagate_generic
+    use_native = (structured and self.kernel != "xla" and jax.default_backend() == "cpu"
+                  and native.available())
+    propagate = (functools.partial(propagate_srn, use_native=use_native) if structured
+                 else propagate_generic)
 
     def contract(m, g_s):
       return jnp.einsum("bs,bsp->p", g_s, m)
@@ -99,12 +114,13 @@ class RTRL(Learner):
     return RTRLState(out.model_state, out.trace), (out.grads, zeros), Aux(out.loss, out.outputs, {})
 
 
-def propagate_srn(flat, theta, h, x, m, key):
+def propagate_srn(flat, theta, h, x, m, key, use_native=False):
   """`M_t = (D_t W_hh^T) M_{t-1} + F_t` for the SRN, `m [B, H, P] -> [B, H, P]`.
 
   The flat columns are `ravel_pytree`'s order of `{"W_hh", "W_xh", "b_h"}` (sorted keys), each
   `[rows, H]` row-major, so column `(i, k)` of the `[H + in + 1, H]` grid is the weight from
-  `u_t[i]` to unit k, with `u_t = [h_{t-1}; x_t; 1]`.
+  `u_t[i]` to unit k, with `u_t = [h_{t-1}; x_t; 1]`. With `use_native`, CPU runs the update as
+  `native.bmm_diag` (caller checks `native.available()`); other platforms keep XLA.
   """
   del key
   params = flat.unravel_params(theta)
@@ -112,11 +128,12 @@ def propagate_srn(flat, theta, h, x, m, key):
   act = ACTIVATIONS[flat.core.activation]
   pre = flat.core.pre_activation(params, h, x)
   _, d = jax.jvp(act, (pre,), (jnp.ones_like(pre),))  # [B, H]: act'(pre), exact for tanh/relu
-  batch, hidden, _ = m.shape
+  batch = m.shape[0]
   # J_t = D_t W_hh^T per example: [B, H, H], tiny next to M; then one batched GEMM.
   jac = d[:, :, None] * w_hh.T[None]
-  propagated = jnp.einsum("bji,bip->bjp", jac, m)
   u = jnp.concatenate([h, x, jnp.ones((batch, 1), h.dtype)], axis=1)  # [B, K]
-  eye = jnp.eye(hidden, dtype=m.dtype)
-  immediate = d[:, :, None, None] * u[:, None, :, None] * eye[None, :, None, :]  # [B, H, K, H]
-  return propagated + immediate.reshape(m.shape)
+  # F_t[b, j, (i, k)] = d[b, j] u[b, i] delta_jk: a diagonal per block of H columns.
+  if use_native:
+    return jax.lax.platform_dependent(jac, m, d, u, cpu=native.bmm_diag,
+                                      default=native.bmm_diag_reference)
+  return native.bmm_diag_reference(jac, m, d, u)

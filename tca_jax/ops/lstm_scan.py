@@ -25,6 +25,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from tca_jax.ops import native
+
 
 class Activations(NamedTuple):
   """What the backward pass of one step needs, `[..., B, H]` each (`[..., B, 4H]` for `gates`).
@@ -81,7 +83,7 @@ def _forward(w_x, w_h, b, h0, c0, xs, unroll):
   return hs, (h, c), acts
 
 
-def lstm_scan(w_x, w_h, b, h0, c0, xs, cut, unroll: int = 1):
+def lstm_scan(w_x, w_h, b, h0, c0, xs, cut, unroll: int = 1, kernel: str = "xla"):
   """The LSTM over a window. Returns `(hs [T, B, H], (h_T, c_T))`.
 
   Args:
@@ -91,19 +93,45 @@ def lstm_scan(w_x, w_h, b, h0, c0, xs, cut, unroll: int = 1):
     cut: `[T]` bool: where True, the state entering that step is a constant (no cotangent
       flows back through it).
     unroll: the scans' unroll factor.
+    kernel: "xla" (the scans above) or "native": both scans as one `jax.ffi` call each
+      (`tca_jax.ops.native.lstm_forward` / `lstm_backward`, a BLAS GEMM per step), the input
+      projections as one GEMM before; the same residuals and gradients. CPU only: other
+      platforms, or a native build that failed (one logged warning), run "xla".
   """
-  return _lstm_scan(unroll, w_x, w_h, b, h0, c0, xs, cut)
+  if kernel not in ("xla", "native"):
+    raise ValueError(f"kernel={kernel!r}; allowed: xla, native")
+  if kernel == "native" and not (jax.default_backend() == "cpu" and native.available()):
+    kernel = "xla"
+  return _lstm_scan((unroll, kernel), w_x, w_h, b, h0, c0, xs, cut)
 
 
-def _make(unroll):
+def _forward_native(w_x, w_h, b, h0, c0, xs):
+  t_len, batch = xs.shape[:2]
+  xproj = (xs.reshape(t_len * batch, -1) @ w_x + b).reshape(t_len, batch, -1)
+  hs, gates, cs = native.lstm_forward(xproj, w_h, h0, c0)
+  return hs, (hs[-1], cs[-1]), Activations(gates, cs)
+
+
+def _reverse_native(w_h, c0, cut, dhs, acts, dh_t, dc_t):
+  keep = jnp.logical_not(cut)
+  return native.lstm_backward(dhs, acts.gates, acts.c, c0, w_h, keep, dh_t, dc_t)
+
+
+def _make(key):
+  unroll, kernel = key
+
+  def forward(w_x, w_h, b, h0, c0, xs):
+    if kernel == "native":
+      return _forward_native(w_x, w_h, b, h0, c0, xs)
+    return _forward(w_x, w_h, b, h0, c0, xs, unroll)
 
   @jax.custom_vjp
   def f(w_x, w_h, b, h0, c0, xs, cut):
-    hs, final, _ = _forward(w_x, w_h, b, h0, c0, xs, unroll)
+    hs, final, _ = forward(w_x, w_h, b, h0, c0, xs)
     return hs, final
 
   def fwd(w_x, w_h, b, h0, c0, xs, cut):
-    hs, final, acts = _forward(w_x, w_h, b, h0, c0, xs, unroll)
+    hs, final, acts = forward(w_x, w_h, b, h0, c0, xs)
     return (hs, final), (w_x, w_h, h0, c0, xs, cut, hs, acts)
 
   def bwd(res, cot):
@@ -121,8 +149,11 @@ def _make(unroll):
       keep = jnp.logical_not(cut_t).astype(dz.dtype)
       return (dh_prev * keep, dc_prev * keep), dz
 
-    (dh0, dc0), dz = jax.lax.scan(
-        body, (dh_t, dc_t), (dhs, acts, c_prev, cut), reverse=True, unroll=unroll)
+    if kernel == "native":
+      dz, dh0, dc0 = _reverse_native(w_h, c0, cut, dhs, acts, dh_t, dc_t)
+    else:
+      (dh0, dc0), dz = jax.lax.scan(
+          body, (dh_t, dc_t), (dhs, acts, c_prev, cut), reverse=True, unroll=unroll)
     h_prev = jnp.concatenate([h0[None], hs[:-1]])
     dz2 = dz.reshape(t_len * batch, -1)
     d_w_h = h_prev.reshape(t_len * batch, -1).T @ dz2
@@ -139,7 +170,7 @@ def _make(unroll):
 _CACHE = {}
 
 
-def _lstm_scan(unroll, *args):
-  if unroll not in _CACHE:
-    _CACHE[unroll] = _make(unroll)
-  return _CACHE[unroll](*args)
+def _lstm_scan(key, *args):
+  if key not in _CACHE:
+    _CACHE[key] = _make(key)
+  return _CACHE[key](*args)
