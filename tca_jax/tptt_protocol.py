@@ -13,6 +13,13 @@
 * `generalisation`: train at `train_length` (100) as above, then measure the accuracy on
   `val_samples` sequences of `test_length` (200) (Table 4).
 
+With `validation="early_exit"` (the default) a validation stops after the first of its batches
+at which its mistakes already decide that the run is not solved (with `patience`: nor a new
+best); the stops, hence Tables 1 and 2, are those of the full validation (`"full"`), and a cut
+validation's records cover the samples it checked (`val_samples_checked`; `_Tracker.record`).
+While a run is far from solved a validation is then one batch instead of ten
+(docs/PERFORMANCE.md, "TPTT protocol: the validation's early exit").
+
 It reuses the trainer's pieces (`train.make_optimizer`, `train.make_train_step`,
 `train.make_eval_step`, `train.evaluate`); the only addition is a `lax.scan` that runs the
 `validate_every` iterations between two validations (sampling included) in one call, which is
@@ -182,9 +189,13 @@ class Runner(NamedTuple):
       drawn from `fold_in(val_key, start + validate_every)`, in one call. `metrics` are the
       iterations' means; `val` the validation means over the `val_samples // val_batch_size`
       batches, summed in batch order and divided as `train.evaluate` does, so the numbers are
-      those of the host-side loop it replaces. With seeds: `period(state, start, keys, active)`,
+      those of the host-side loop it replaces, and `val["samples_checked"]`.
+      `period(state, start, limit)` (int32 `limit`): the early-exit validation, the same
+      batches in the same order up to the first at which the mistakes so far (`(1 - accuracy)
+      * val_batch_size` a batch) reach `limit`; `val` holds the means over the batches checked. With seeds: `period(state, start, keys, active)`,
       the same per seed (vmapped or side by side: `build_runner`'s `batching`): `keys`
-      `[S, 4, 2]` (rows of `Runner.keys`), `active` `[S]` bool; an inactive seed's state comes
+      `[S, 4, 2]` (rows of `Runner.keys`), `active` `[S]` bool, optional `limits` `[S]` int32
+      (each seed's early-exit limit; None: full validations); an inactive seed's state comes
       back unchanged (its params, optimizer state and step exactly as passed), and every output
       has the leading `[S]` axis. `S` may be any subset of
       the runner's seeds (a smaller batch compiles once more).
