@@ -12,7 +12,8 @@ under another name, the rest of the library this tree's), and this tree's learne
 of `--vary` (or once), or at each early-exit limit of `--limits` (the validation stops after the
 first batch with that many mistakes so far: 1 is the paper's criterion on a run that is not
 solved yet, `--val` + 1 never stops, i.e. a solved run's validation; base always validates in
-full, as before the early exit). Per T, every candidate is compiled first, then `--rounds` rounds run every
+full, as before the early exit; with `--limits` every call starts from the initial state, an
+untrained run). Per T, every candidate is compiled first, then `--rounds` rounds run every
 candidate in turn (one warm-up period and `--steps` timed periods each), so a shared machine's
 load hits them alike. Prints per T each candidate's median over rounds of the per-round medians
 (ms an iteration) and its ratio to `base` (the median of the per-round ratios), for the wall
@@ -81,9 +82,11 @@ def learner_class(cls):
 
 def build_period(preset: str, length: int, every: int, val: int, val_batch: int,
                  options: Optional[Dict] = None, cls=None,
-                 limit: Optional[int] = None) -> Callable[[], None]:
-  """A zero-argument function running one compiled protocol period (state carried along);
-  `limit`: the validation's early-exit limit (None: the full validation)."""
+                 limit: Optional[int] = None, carry: bool = True) -> Callable[[], None]:
+  """A zero-argument function running one compiled protocol period; `limit`: the validation's
+  early-exit limit (None: the full validation); `carry`: each call starts from the state the
+  last one left (else always from the initial state: the early exit's cost depends on how far
+  training is, and a carried state would move every candidate towards a solved run)."""
   from experiments.configs import tptt as tptt_config  # pylint: disable=g-import-not-at-top
   from tca_jax import tptt_protocol  # pylint: disable=g-import-not-at-top
   c = tptt_config.get_config(preset)
@@ -105,7 +108,8 @@ def build_period(preset: str, length: int, every: int, val: int, val_batch: int,
   def run():
     state, metrics, val_metrics = compiled(holder[0], start, *args)
     common.block((state, metrics, val_metrics))
-    holder[0] = state
+    if carry:
+      holder[0] = state
 
   return run
 
@@ -158,7 +162,7 @@ def main(argv=None):
   report = {"machine": common.machine_info(), "base": a.base, "rows": []}
   for length in [int(t) for t in a.T.split(",")]:
     fns = {name: build_period(a.preset, length, a.every, a.val, a.val_batch, options, cls,
-                              limit)
+                              limit, carry=not a.limits)
            for name, options, cls, limit in variants}
     wall = {name: [] for name in fns}
     cpu = {name: [] for name in fns}
