@@ -1,14 +1,19 @@
 r"""A/B timing of the TPTT protocol's iteration: this tree's learner against another revision's.
 
     python -m benchmarks.tptt_iteration [--base=HEAD] [--T=60,140,300] [--rounds=5] \
-        [--vary=learner.unroll=1,2] [--preset=temporal_order] [--every=100] [--val=10000]
+        [--vary=learner.unroll=1,2] [--preset=temporal_order] [--every=100] [--val=10000] \
+        [--limits=1,10001]
 
 Each candidate is `tptt_protocol.build_runner`'s compiled period (`--every` iterations, batches
 sampled inside, then the validation on `--val` samples), the quantity `benchmarks.compare`'s
 `tptt_protocol` row reports, divided by its iterations. Candidates: `base`, the learner module
 `tca_jax/learners/tptt.py` as it is at git revision `--base` (read with `git show`, imported
 under another name, the rest of the library this tree's), and this tree's learner at each value
-of `--vary` (or once). Per T, every candidate is compiled first, then `--rounds` rounds run every
+of `--vary` (or once), or at each early-exit limit of `--limits` (the validation stops after the
+first batch with that many mistakes so far: 1 is the paper's criterion on a run that is not
+solved yet, `--val` + 1 never stops, i.e. a solved run's validation; base always validates in
+full, as before the early exit; with `--limits` every call starts from the initial state, an
+untrained run). Per T, every candidate is compiled first, then `--rounds` rounds run every
 candidate in turn (one warm-up period and `--steps` timed periods each), so a shared machine's
 load hits them alike. Prints per T each candidate's median over rounds of the per-round medians
 (ms an iteration) and its ratio to `base` (the median of the per-round ratios), for the wall
@@ -76,8 +81,12 @@ def learner_class(cls):
 
 
 def build_period(preset: str, length: int, every: int, val: int, val_batch: int,
-                 options: Optional[Dict] = None, cls=None) -> Callable[[], None]:
-  """A zero-argument function running one compiled protocol period (state carried along)."""
+                 options: Optional[Dict] = None, cls=None,
+                 limit: Optional[int] = None, carry: bool = True) -> Callable[[], None]:
+  """A zero-argument function running one compiled protocol period; `limit`: the validation's
+  early-exit limit (None: the full validation); `carry`: each call starts from the state the
+  last one left (else always from the initial state: the early exit's cost depends on how far
+  training is, and a carried state would move every candidate towards a solved run)."""
   from experiments.configs import tptt as tptt_config  # pylint: disable=g-import-not-at-top
   from tca_jax import tptt_protocol  # pylint: disable=g-import-not-at-top
   c = tptt_config.get_config(preset)
@@ -92,13 +101,15 @@ def build_period(preset: str, length: int, every: int, val: int, val_batch: int,
   with learner_class(cls) if cls is not None else contextlib.nullcontext():
     runner = tptt_protocol.build_runner(c, protocol, length)
   start = jnp.asarray(0, jnp.int32)
-  compiled = runner.period.lower(runner.state, start).compile()
+  args = () if limit is None else (jnp.asarray(limit, jnp.int32),)
+  compiled = runner.period.lower(runner.state, start, *args).compile()
   holder = [runner.state]
 
   def run():
-    state, metrics, val_metrics = compiled(holder[0], start)
+    state, metrics, val_metrics = compiled(holder[0], start, *args)
     common.block((state, metrics, val_metrics))
-    holder[0] = state
+    if carry:
+      holder[0] = state
 
   return run
 
@@ -133,20 +144,26 @@ def main(argv=None):
   parser.add_argument("--val_batch", type=int, default=1000)
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--steps", type=int, default=2, help="timed periods per round")
+  parser.add_argument("--limits", default="",
+                      help="comma-separated early-exit limits for this tree (none: full)")
   parser.add_argument("--out", default=None)
   a = parser.parse_args(argv)
   module = learner_module_at(a.base)
   base = module.TPTTHx if "_hx" in a.preset else module.TPTT
-  variants: List[tuple] = [("base", None, base)]
+  variants: List[tuple] = [("base", None, base, None)]
   if a.vary:
     field, values = a.vary.split("=", 1)
-    variants += [(f"{field}={v}", {field: _value(v)}, None) for v in values.split(",")]
+    variants += [(f"{field}={v}", {field: _value(v)}, None, None) for v in values.split(",")]
+  elif a.limits:
+    variants += [(f"limit={v}", None, None, None if v == "none" else int(v))
+                 for v in a.limits.split(",")]
   else:
-    variants.append(("this tree", None, None))
+    variants.append(("this tree", None, None, None))
   report = {"machine": common.machine_info(), "base": a.base, "rows": []}
   for length in [int(t) for t in a.T.split(",")]:
-    fns = {name: build_period(a.preset, length, a.every, a.val, a.val_batch, options, cls)
-           for name, options, cls in variants}
+    fns = {name: build_period(a.preset, length, a.every, a.val, a.val_batch, options, cls,
+                              limit, carry=not a.limits)
+           for name, options, cls, limit in variants}
     wall = {name: [] for name in fns}
     cpu = {name: [] for name in fns}
     load = [os.getloadavg()[0]]

@@ -21,6 +21,7 @@ within a length nothing is checkpointed (a length starts again from iteration 0,
 records are dropped). Runs are deterministic, so a resumed run's records equal an uninterrupted one's.
 """
 
+import dataclasses
 import os
 import shutil
 
@@ -118,6 +119,14 @@ def _keep(run_dir, same, mode, protocol, several):
   return done_runs
 
 
+def protocol_defaults():
+  """`{"protocol.<field>": default}` of every `tptt_protocol.Protocol` field: a workdir written
+  before a field existed (its config.json lacks it) ran with the field's default, so it resumes
+  under a config that holds the default (e.g. `protocol.validation`, added later: the early exit
+  makes the same stops as the full validation the older runs did)."""
+  return {f"protocol.{f.name}": f.default for f in dataclasses.fields(tptt_protocol.Protocol)}
+
+
 def _summary(mode, config, runs, t_max):
   return {"mode": mode, "learner": config.learner.name, "task": config.task.name,
           "t_max": t_max, "runs": [{k: v for k, v in r.items() if k != "history"} for r in runs]}
@@ -138,7 +147,8 @@ def run(config, workdir, mode):
   dirs = seed_dirs(config, workdir)
   several = len(dirs) > 1
   with workdir_lib.owned(workdir, "protocol"):
-    same = workdir_lib.check_same_config(workdir, metrics_io.to_python(config.to_dict()))
+    same = workdir_lib.check_same_config(workdir, metrics_io.to_python(config.to_dict()),
+                                         defaults=protocol_defaults())
     done = os.path.join(workdir, "protocol.json")
     if same and os.path.exists(done):
       logging.info("%s holds this protocol's results already; printing them", done)

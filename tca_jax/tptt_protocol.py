@@ -13,6 +13,13 @@
 * `generalisation`: train at `train_length` (100) as above, then measure the accuracy on
   `val_samples` sequences of `test_length` (200) (Table 4).
 
+With `validation="early_exit"` (the default) a validation stops after the first of its batches
+at which its mistakes already decide that the run is not solved (with `patience`: nor a new
+best); the stops, hence Tables 1 and 2, are those of the full validation (`"full"`), and a cut
+validation's records cover the samples it checked (`val_samples_checked`; `_Tracker.record`).
+While a run is far from solved a validation is then one batch instead of ten
+(docs/PERFORMANCE.md, "TPTT protocol: the validation's early exit").
+
 It reuses the trainer's pieces (`train.make_optimizer`, `train.make_train_step`,
 `train.make_eval_step`, `train.evaluate`); the only addition is a `lax.scan` that runs the
 `validate_every` iterations between two validations (sampling included) in one call, which is
@@ -57,6 +64,9 @@ from tca_jax.learners.tptt import TPTT
 from tca_jax.registry import ConfigError
 
 
+VALIDATIONS = ("early_exit", "full")
+
+
 @dataclasses.dataclass(frozen=True)
 class Protocol:
   """The protocol's constants; defaults are the paper's."""
@@ -75,6 +85,11 @@ class Protocol:
   init_std: Optional[float] = 0.1
   init: str = "normal"  # "normal" (N(0, init_std)) | "orthogonal" (the release)
   patience: int = 0  # stop after this many validations without a new best; 0 = never
+  # "early_exit": stop a validation as soon as its mistakes decide that the run is not solved
+  # (and, with patience, sets no new best); "full": every validation checks all `val_samples`.
+  # The stops are the same either way (see `build_runner`); only the records of the cut
+  # validations differ (they cover the samples checked).
+  validation: str = "early_exit"
 
   def __post_init__(self):
     for field in ("max_iters", "validate_every", "val_samples", "val_batch_size", "start_length",
@@ -96,6 +111,17 @@ class Protocol:
       raise ConfigError(f"protocol.init={self.init!r} is not allowed; allowed: normal, orthogonal")
     if not isinstance(self.patience, int) or isinstance(self.patience, bool) or self.patience < 0:
       raise ConfigError(f"protocol.patience={self.patience!r} must be an integer >= 0")
+    if self.validation not in VALIDATIONS:
+      raise ConfigError(f"protocol.validation={self.validation!r} is not allowed; allowed: "
+                        f"{', '.join(VALIDATIONS)}")
+
+  def unsolved_errors(self) -> int:
+    """The fewest validation mistakes that leave a run unsolved: the least integer e with
+    `e / val_samples >= target_error` (1 for the paper's 1e-4 on 10,000 samples)."""
+    e = max(0, int(np.ceil(self.target_error * self.val_samples)) - 2)
+    while e <= self.val_samples and e / self.val_samples < self.target_error:
+      e += 1
+    return e
 
 
 def protocol_from_config(config: ml_collections.ConfigDict) -> Protocol:
@@ -163,9 +189,13 @@ class Runner(NamedTuple):
       drawn from `fold_in(val_key, start + validate_every)`, in one call. `metrics` are the
       iterations' means; `val` the validation means over the `val_samples // val_batch_size`
       batches, summed in batch order and divided as `train.evaluate` does, so the numbers are
-      those of the host-side loop it replaces. With seeds: `period(state, start, keys, active)`,
+      those of the host-side loop it replaces, and `val["samples_checked"]`.
+      `period(state, start, limit)` (int32 `limit`): the early-exit validation, the same
+      batches in the same order up to the first at which the mistakes so far (`(1 - accuracy)
+      * val_batch_size` a batch) reach `limit`; `val` holds the means over the batches checked. With seeds: `period(state, start, keys, active)`,
       the same per seed (vmapped or side by side: `build_runner`'s `batching`): `keys`
-      `[S, 4, 2]` (rows of `Runner.keys`), `active` `[S]` bool; an inactive seed's state comes
+      `[S, 4, 2]` (rows of `Runner.keys`), `active` `[S]` bool, optional `limits` `[S]` int32
+      (each seed's early-exit limit; None: full validations); an inactive seed's state comes
       back unchanged (its params, optimizer state and step exactly as passed), and every output
       has the leading `[S]` axis. `S` may be any subset of
       the runner's seeds (a smaller batch compiles once more).
@@ -263,13 +293,42 @@ def build_runner(config: ml_collections.ConfigDict, protocol: Protocol, length: 
       for i in range(1, n_val):
         total = total + v[i]
       out[k] = total / n_val
+    out["samples_checked"] = jnp.asarray(protocol.val_samples, jnp.int32)
     return out
 
-  def seed_period(state, start, train_key, val_key):
+  def validate_until(params, key, limit):
+    """`validate`'s batches in the same order, stopping after the first batch at which the
+    mistakes so far reach `limit` (at least one batch is checked); the means are over the
+    batches checked. The mistakes of a batch are `(1 - accuracy) * val_batch_size` (what the host
+    counts); a margin of 0.25 mistake below `limit` covers the float sums, so a stop here means
+    that the full validation's rounded count is >= `limit` too (mistakes only add up)."""
+    def wrong(m):
+      return (1 - m["accuracy"]) * protocol.val_batch_size
+
+    def cond(carry):
+      i, _, mistakes = carry
+      return (i < n_val) & (mistakes < limit.astype(mistakes.dtype) - 0.25)
+
+    def body(carry):
+      i, total, mistakes = carry
+      m = val_step(params, jax.random.fold_in(key, i))
+      return i + 1, jax.tree.map(jnp.add, total, m), mistakes + wrong(m)
+
+    first = val_step(params, jax.random.fold_in(key, 0))
+    n, total, _ = jax.lax.while_loop(cond, body, (jnp.asarray(1, jnp.int32), first, wrong(first)))
+    out = {k: v / n.astype(v.dtype) for k, v in total.items()}
+    out["samples_checked"] = n * protocol.val_batch_size
+    return out
+
+  def seed_period(state, start, train_key, val_key, limit=None):
     keys = jax.vmap(lambda i: jax.random.fold_in(train_key, i))(
         start + jnp.arange(protocol.validate_every))
     state, metrics = jax.lax.scan(one, state, keys)
-    val = validate(state.params, jax.random.fold_in(val_key, start + protocol.validate_every))
+    key = jax.random.fold_in(val_key, start + protocol.validate_every)
+    if limit is None:
+      val = validate(state.params, key)
+    else:
+      val = validate_until(state.params, key, jnp.asarray(limit, jnp.int32))
     return state, jax.tree.map(jnp.mean, metrics), val
 
   test_step = None
@@ -279,7 +338,8 @@ def build_runner(config: ml_collections.ConfigDict, protocol: Protocol, length: 
   if seeds is None:
     root = jax.random.PRNGKey(config.seed if seed is None else int(seed))
     init_key, train_key, val_key, test_key = jax.random.split(root, 4)
-    period = jax.jit(lambda state, start: seed_period(state, start, train_key, val_key))
+    period = jax.jit(lambda state, start, limit=None:
+                     seed_period(state, start, train_key, val_key, limit))
     test = None
     if test_step is not None:
       test = lambda params, key=test_key: train.evaluate(test_step, params, key, n_val)
@@ -291,16 +351,20 @@ def build_runner(config: ml_collections.ConfigDict, protocol: Protocol, length: 
   state = _stack([init_state(keys[i, 0]) for i in range(len(seeds))])
 
   @jax.jit
-  def period(state, start, keys, active):
+  def period(state, start, keys, active, limits=None):
     if keys.shape[0] == 1 or batching == "loop":
       # Each seed's own unbatched computation (also for one seed: no size-1 batch dimension
       # for XLA to treat differently), so a seed's numbers are its single run's.
       new, metrics, val = _stack([
-          seed_period(_index(state, i), start, keys[i, 1], keys[i, 2])
+          seed_period(_index(state, i), start, keys[i, 1], keys[i, 2],
+                      None if limits is None else limits[i])
           for i in range(keys.shape[0])])
-    else:
+    elif limits is None:
       new, metrics, val = jax.vmap(seed_period, in_axes=(0, None, 0, 0))(
           state, start, keys[:, 1], keys[:, 2])
+    else:
+      new, metrics, val = jax.vmap(seed_period, in_axes=(0, None, 0, 0, 0))(
+          state, start, keys[:, 1], keys[:, 2], limits)
     # A stopped seed keeps its state exactly: the period's work on it is discarded.
     new = jax.tree.map(
         lambda n, o: jnp.where(active.reshape(active.shape + (1,) * (n.ndim - 1)), n, o),
@@ -328,24 +392,46 @@ class _Tracker:
     self.seed, self.writer = seed, writer
     self.history, self.result = [], None
     self.best, self.since_best = np.inf, 0
+    self.best_errors = None  # the mistakes of the best (full) validation so far
+
+  def limit(self, protocol) -> int:
+    """The mistakes at which this seed's next validation may stop (`protocol.validation=
+    "early_exit"`): as many as leave the run unsolved, and with a patience stop also as many as
+    the best validation so far (fewer would be a new best; before any validation, no stop)."""
+    limit = protocol.unsolved_errors()
+    if protocol.patience:
+      best = protocol.val_samples + 1 if self.best_errors is None else self.best_errors
+      limit = max(limit, best)
+    return limit
 
   def record(self, protocol, setup, length, it, metrics, val, bad_step, params, lparams):
-    """Appends the validation at iteration `it` (this seed's host values) and decides the stop."""
+    """Appends the validation at iteration `it` (this seed's host values) and decides the stop.
+
+    A validation cut short (`val_samples_checked < val_samples`, early exit) reached its limit
+    of mistakes, so the full validation would have had at least as many: not solved and no new
+    best, as the full one decides. Its `val_errors` are the mistakes among the samples checked
+    and `val_error` their rate (`val_errors / val_samples_checked`), `val_accuracy` and
+    `val_loss` the means over the batches checked.
+    """
     record = {"length": length, **metrics_io.to_python(metrics)}
     if int(bad_step) >= 0:
       self.result = ("non-finite", it)
     else:
       val = metrics_io.to_python(val)
       record.update({f"val_{k}": v for k, v in val.items()})
+      checked = int(val.get("samples_checked", protocol.val_samples))
+      complete = checked == protocol.val_samples
       # Count the mistakes: 1 in 10,000 is an error rate of 1e-4, not "below 1e-4" after a
       # float32 mean rounds it down.
-      errors = int(round((1.0 - val["accuracy"]) * protocol.val_samples))
+      errors = int(round((1.0 - val["accuracy"]) * checked))
       record["val_errors"] = errors
-      record["val_error"] = errors / protocol.val_samples
+      record["val_error"] = errors / checked
       record.update(_radii(setup, params, lparams))
-      self.since_best = 0 if record["val_error"] < self.best else self.since_best + 1
-      self.best = min(self.best, record["val_error"])
-      if record["val_error"] < protocol.target_error:
+      new_best = complete and record["val_error"] < self.best
+      self.since_best = 0 if new_best else self.since_best + 1
+      if new_best:
+        self.best, self.best_errors = record["val_error"], errors
+      if complete and record["val_error"] < protocol.target_error:
         self.result = ("solved", it)
       elif max(record.get("radius_W_hh", 0.0), record.get("radius_V_hh", 0.0)) > \
           protocol.max_radius:
@@ -464,7 +550,10 @@ def _train_seeds(config, protocol, length, seeds, eval_length, writer, on_run, t
 
   for it in range(protocol.validate_every, protocol.max_iters + 1, protocol.validate_every):
     active = jnp.ones((len(live),), bool)
-    state, metrics, val = runner.period(state, it - protocol.validate_every, keys, active)
+    limits = None
+    if protocol.validation == "early_exit":
+      limits = jnp.asarray([trackers[i].limit(protocol) for i in live], jnp.int32)
+    state, metrics, val = runner.period(state, it - protocol.validate_every, keys, active, limits)
     metrics, val = jax.device_get((metrics, val))
     host = jax.device_get(state)
     stopped = []

@@ -23,7 +23,7 @@ import json
 import os
 import socket
 import time
-from typing import Iterable
+from typing import Any, Iterable, Mapping, Optional
 
 from absl import logging
 
@@ -176,8 +176,8 @@ def _flatten(tree, prefix=""):
   return out
 
 
-def check_same_config(workdir: str, config_dict: dict, ignore: Iterable[str] = ("distributed",)
-                      ) -> bool:
+def check_same_config(workdir: str, config_dict: dict, ignore: Iterable[str] = ("distributed",),
+                      defaults: Optional[Mapping[str, Any]] = None) -> bool:
   """Refuses a workdir whose `config.json` holds another config; True if it holds this one.
 
   Every field counts, `train.steps` included: the cosine schedule, the evaluation at the last
@@ -190,6 +190,8 @@ def check_same_config(workdir: str, config_dict: dict, ignore: Iterable[str] = (
     workdir: the run's directory.
     config_dict: the new config as plain Python (`metrics_io.to_python(config.to_dict())`).
     ignore: top-level sections not compared.
+    defaults: flattened field -> value: a saved config without that field (written before the
+      field existed) holds this value, e.g. `{"protocol.validation": "early_exit"}`.
 
   Returns:
     False when the workdir holds no config.json (a new run), True when it holds this config.
@@ -207,6 +209,7 @@ def check_same_config(workdir: str, config_dict: dict, ignore: Iterable[str] = (
     for section in ignore:
       d.pop(section, None)
   old, new = _flatten(old), _flatten(new)
+  old = {**{k: v for k, v in (defaults or {}).items() if k in new}, **old}
   differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
   if not differ:
     return True
