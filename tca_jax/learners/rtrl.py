@@ -28,8 +28,10 @@ Kronecker product; it equals the generic path in float64 (tests/test_rtrl.py).
 
 `kernel` picks who runs that update on CPU: "native" (`tca_jax.ops.native.bmm_diag`, BLAS's
 GEMM with `F_t` added in the same pass, through `jax.ffi`; XLA:CPU's batched dot runs this shape
-at a third of BLAS's rate, docs/PERFORMANCE.md), "xla" (`jnp.einsum`), or "auto" (native where
-it builds). Other platforms always run XLA (`jax.lax.platform_dependent`), and a native kernel
+at a third of BLAS's rate on a quiet machine, docs/PERFORMANCE.md), "xla" (`jnp.einsum`), or
+"auto", which is "xla" for now: the only measurement of the native kernel so far was on an
+oversubscribed CPU, where OpenBLAS ran 10x slower than XLA (docs/PERFORMANCE.md); a quiet-machine
+`benchmarks.compare` decides. Other platforms always run XLA (`jax.lax.platform_dependent`), and a native kernel
 that cannot be built (no compiler) falls back to XLA with one logged warning.
 
 Choice: `immediate="reverse"` by default. Forward mode builds F_t from P tangents of the standard
@@ -67,7 +69,7 @@ class RTRL(Learner):
       S products) or "forward" (`jacfwd`, P products against a materialised basis).
     structured: use the closed-form SRN step (one batched GEMM; see the module docstring);
       False, or any other cell, takes the generic forward-mode path.
-    kernel: the structured SRN update's GEMM on CPU: "auto" (native when it builds), "native"
+    kernel: the structured SRN update's GEMM on CPU: "auto" (= "xla" until measured), "native"
       (BLAS through `jax.ffi`; XLA with a warning where it cannot be built) or "xla".
   """
 
@@ -100,7 +102,7 @@ class RTRL(Learner):
     core = model.core
     structured = (self.structured and isinstance(core, SRN)
                   and sorted(params["core"]) == ["W_hh", "W_xh", "b_h"])
-    use_native = (structured and self.kernel != "xla" and jax.default_backend() == "cpu"
+    use_native = (structured and self.kernel == "native" and jax.default_backend() == "cpu"
                   and native.available())
     propagate = (functools.partial(propagate_srn, use_native=use_native) if structured
                  else propagate_generic)
