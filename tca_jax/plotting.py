@@ -247,6 +247,22 @@ def _panel_grid(n: int, width: float = 4.0, height: float = 3.4):
   return fig, axes[:n]
 
 
+def _log_panel(ax, column: str, xlabel: str, ylabel: str):
+  ax.set_yscale("log")
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_title(column, fontsize="small")
+
+
+def _save_panels(fig, axes, title: str, path: str):
+  """The legend on the first panel (one line per method), the title, and the PNG."""
+  if len(axes):
+    axes[0].legend(fontsize="x-small")
+  fig.suptitle(title)
+  fig.tight_layout()
+  paths.savefig(fig, path, dpi=100)
+
+
 def plot_iterations_per_length(panels, path: str, budget=None, title: str = ""):
   """A protocol curriculum (TPTT Table 1): the iterations each T took, per method and seed.
 
@@ -275,15 +291,8 @@ def plot_iterations_per_length(panels, path: str, budget=None, title: str = ""):
         ax.scatter(t[~solved], iters[~solved], color=colours(i % 10), marker="x", s=40)
     if budget:
       ax.axhline(budget, color="grey", ls="--", lw=0.8)
-    ax.set_yscale("log")
-    ax.set_xlabel("sequence length T")
-    ax.set_ylabel("iterations (x: not solved)")
-    ax.set_title(column, fontsize="small")
-  if len(axes):
-    axes[0].legend(fontsize="x-small")
-  fig.suptitle(title)
-  fig.tight_layout()
-  paths.savefig(fig, path, dpi=100)
+    _log_panel(ax, column, "sequence length T", "iterations (x: not solved)")
+  _save_panels(fig, axes, title, path)
 
 
 def plot_validation_curves(panels, path: str, title: str = "",
@@ -306,12 +315,5 @@ def plot_validation_curves(panels, path: str, title: str = "",
           # A solved run's last validation is 0: clip so the log scale shows where it ended.
           ax.plot(x, np.maximum(np.asarray(y, float), 1e-5), color=colours(i % 10), lw=1,
                   alpha=0.8, label=row if j == 0 else None)
-    ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(ylabel)
-    ax.set_title(column, fontsize="small")
-  if len(axes):
-    axes[0].legend(fontsize="x-small")
-  fig.suptitle(title)
-  fig.tight_layout()
-  paths.savefig(fig, path, dpi=100)
+    _log_panel(ax, column, "iteration", ylabel)
+  _save_panels(fig, axes, title, path)

@@ -209,66 +209,29 @@ extern "C" void tca_set_blas(void* sgemm, void* dgemm) {
   g_dgemm = reinterpret_cast<gemm_t<double>>(dgemm);
 }
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(TcaBmmDiagF32, BmmDiagImpl<ffi::DataType::F32>,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::DataType::F32>>()
-                                  .Arg<ffi::Buffer<ffi::DataType::F32>>()
-                                  .Arg<ffi::Buffer<ffi::DataType::F32>>()
-                                  .Arg<ffi::Buffer<ffi::DataType::F32>>()
-                                  .Ret<ffi::Buffer<ffi::DataType::F32>>());
+// The four handlers of one dtype: bmm_diag (a, m, d, u -> out), the LSTM forward (xw, w_h, h0,
+// c0 -> hs, cs, gates) and backward (8 inputs -> dz, dh0, dc0), bound for F32 and F64 below.
+#define TCA_BUF(DT) ffi::Buffer<ffi::DataType::DT>
+#define TCA_DEFINE_HANDLERS(DT)                                                             \
+  XLA_FFI_DEFINE_HANDLER_SYMBOL(TcaBmmDiag##DT, BmmDiagImpl<ffi::DataType::DT>,             \
+                                ffi::Ffi::Bind()                                            \
+                                    .Arg<TCA_BUF(DT)>().Arg<TCA_BUF(DT)>()                  \
+                                    .Arg<TCA_BUF(DT)>().Arg<TCA_BUF(DT)>()                  \
+                                    .Ret<TCA_BUF(DT)>());                                   \
+  XLA_FFI_DEFINE_HANDLER_SYMBOL(TcaLstmForward##DT, LstmForwardImpl<ffi::DataType::DT>,     \
+                                ffi::Ffi::Bind()                                            \
+                                    .Arg<TCA_BUF(DT)>().Arg<TCA_BUF(DT)>()                  \
+                                    .Arg<TCA_BUF(DT)>().Arg<TCA_BUF(DT)>()                  \
+                                    .Ret<TCA_BUF(DT)>().Ret<TCA_BUF(DT)>()                  \
+                                    .Ret<TCA_BUF(DT)>());                                   \
+  XLA_FFI_DEFINE_HANDLER_SYMBOL(TcaLstmBackward##DT, LstmBackwardImpl<ffi::DataType::DT>,   \
+                                ffi::Ffi::Bind()                                            \
+                                    .Arg<TCA_BUF(DT)>().Arg<TCA_BUF(DT)>()                  \
+                                    .Arg<TCA_BUF(DT)>().Arg<TCA_BUF(DT)>()                  \
+                                    .Arg<TCA_BUF(DT)>().Arg<TCA_BUF(DT)>()                  \
+                                    .Arg<TCA_BUF(DT)>().Arg<TCA_BUF(DT)>()                  \
+                                    .Ret<TCA_BUF(DT)>().Ret<TCA_BUF(DT)>()                  \
+                                    .Ret<TCA_BUF(DT)>());
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(TcaBmmDiagF64, BmmDiagImpl<ffi::DataType::F64>,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::DataType::F64>>()
-                                  .Arg<ffi::Buffer<ffi::DataType::F64>>()
-                                  .Arg<ffi::Buffer<ffi::DataType::F64>>()
-                                  .Arg<ffi::Buffer<ffi::DataType::F64>>()
-                                  .Ret<ffi::Buffer<ffi::DataType::F64>>());
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(TcaLstmForwardF32, LstmForwardImpl<ffi::DataType::F32>,
-                              ffi::Ffi::Bind()
-      .Arg<ffi::Buffer<ffi::DataType::F32>>()
-      .Arg<ffi::Buffer<ffi::DataType::F32>>()
-      .Arg<ffi::Buffer<ffi::DataType::F32>>()
-      .Arg<ffi::Buffer<ffi::DataType::F32>>()
-      .Ret<ffi::Buffer<ffi::DataType::F32>>()
-      .Ret<ffi::Buffer<ffi::DataType::F32>>()
-      .Ret<ffi::Buffer<ffi::DataType::F32>>());
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(TcaLstmBackwardF32, LstmBackwardImpl<ffi::DataType::F32>,
-                              ffi::Ffi::Bind()
-      .Arg<ffi::Buffer<ffi::DataType::F32>>()
-      .Arg<ffi::Buffer<ffi::DataType::F32>>()
-      .Arg<ffi::Buffer<ffi::DataType::F32>>()
-      .Arg<ffi::Buffer<ffi::DataType::F32>>()
-      .Arg<ffi::Buffer<ffi::DataType::F32>>()
-      .Arg<ffi::Buffer<ffi::DataType::F32>>()
-      .Arg<ffi::Buffer<ffi::DataType::F32>>()
-      .Arg<ffi::Buffer<ffi::DataType::F32>>()
-      .Ret<ffi::Buffer<ffi::DataType::F32>>()
-      .Ret<ffi::Buffer<ffi::DataType::F32>>()
-      .Ret<ffi::Buffer<ffi::DataType::F32>>());
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(TcaLstmForwardF64, LstmForwardImpl<ffi::DataType::F64>,
-                              ffi::Ffi::Bind()
-      .Arg<ffi::Buffer<ffi::DataType::F64>>()
-      .Arg<ffi::Buffer<ffi::DataType::F64>>()
-      .Arg<ffi::Buffer<ffi::DataType::F64>>()
-      .Arg<ffi::Buffer<ffi::DataType::F64>>()
-      .Ret<ffi::Buffer<ffi::DataType::F64>>()
-      .Ret<ffi::Buffer<ffi::DataType::F64>>()
-      .Ret<ffi::Buffer<ffi::DataType::F64>>());
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(TcaLstmBackwardF64, LstmBackwardImpl<ffi::DataType::F64>,
-                              ffi::Ffi::Bind()
-      .Arg<ffi::Buffer<ffi::DataType::F64>>()
-      .Arg<ffi::Buffer<ffi::DataType::F64>>()
-      .Arg<ffi::Buffer<ffi::DataType::F64>>()
-      .Arg<ffi::Buffer<ffi::DataType::F64>>()
-      .Arg<ffi::Buffer<ffi::DataType::F64>>()
-      .Arg<ffi::Buffer<ffi::DataType::F64>>()
-      .Arg<ffi::Buffer<ffi::DataType::F64>>()
-      .Arg<ffi::Buffer<ffi::DataType::F64>>()
-      .Ret<ffi::Buffer<ffi::DataType::F64>>()
-      .Ret<ffi::Buffer<ffi::DataType::F64>>()
-      .Ret<ffi::Buffer<ffi::DataType::F64>>());
+TCA_DEFINE_HANDLERS(F32)
+TCA_DEFINE_HANDLERS(F64)
