@@ -2,6 +2,15 @@ r"""Where a compiled training step spends its time: the profiler's device events
 
     python -m benchmarks.trace [--rows=sab,tbptt5] [--T=300] [--unroll=1] [--steps=5] \
         [--top=25] [--out=/tmp/trace.json]
+    python -m benchmarks.trace --compare=jax_bptt,jax_rtrl64,jax_tptt [--steps=5] [--top=25]
+
+`--compare` traces candidates of `benchmarks.compare` (issue 17's table, its full shapes) by
+their names there (`jax_bptt`, `jax_bptt_native`, `jax_bptt_big`, `jax_sab`, `jax_tbptt5`,
+`jax_rtrl64`, `jax_rtrl64_native`, `jax_rtrl128`, `jax_rtrl_b1`, `jax_tptt`, `jax_tptt_full`,
+...), so that each row's time can be split into what bounds it: per call, the wall time, the
+events' self times (the XLA threads' busy time: a GEMM's own time, a loop thunk's per-iteration
+cost), their count and the top names; wall minus events is time no XLA thread was running a
+thunk (dispatch, the executor's scheduling, waiting on a thread pool, Python).
 
 Compiles the training step of each `benchmarks.sab` row (copy task, batch 32, hidden 128,
 k_trunc = k_top = k_att = 5), runs it `--steps` times under `jax.profiler.trace` and sums the
@@ -26,6 +35,7 @@ import gzip
 import json
 import os
 import tempfile
+import time
 from typing import Dict, List, Sequence
 
 import jax
@@ -33,15 +43,9 @@ import jax
 from benchmarks import sab
 
 
-def leaf_events(trace: dict, device: str) -> List[dict]:
-  """The complete (`ph == "X"`) events of `trace` that contain no other event of their thread.
-
-  Args:
-    trace: a Chrome/Perfetto trace (`{"traceEvents": [...]}`), as `jax.profiler.trace(...,
-      create_perfetto_trace=True)` writes it.
-    device: "gpu": events of processes named `/device:...` (kernels and copies on the streams);
-      "cpu": events of XLA's threads (`tf_XLA...`), which is where the CPU runs a step's thunks.
-  """
+def _wanted_by_thread(trace: dict, device: str) -> Dict[tuple, List[dict]]:
+  """The complete events of XLA's threads (cpu) or the device's streams (gpu), per thread,
+  sorted by start (an enclosing event before the events it contains)."""
   events = trace["traceEvents"]
   processes = {e["pid"]: e["args"]["name"] for e in events
                if e.get("ph") == "M" and e.get("name") == "process_name"}
@@ -62,20 +66,52 @@ def leaf_events(trace: dict, device: str) -> List[dict]:
   for e in events:
     if e.get("ph") == "X" and "dur" in e and wanted(e):
       by_thread[(e["pid"], e["tid"])].append(e)
-  leaves = []
   for thread_events in by_thread.values():
     thread_events.sort(key=lambda e: (e["ts"], -e["dur"]))
-    stack: List[list] = []  # [event, is_leaf]
-    for e in thread_events:
-      while stack and stack[-1][0]["ts"] + stack[-1][0]["dur"] <= e["ts"]:
-        done = stack.pop()
-        if done[1]:
-          leaves.append(done[0])
-      if stack:
-        stack[-1][1] = False  # e lies inside the open event: that one is a container
-      stack.append([e, True])
-    leaves.extend(event for event, is_leaf in stack if is_leaf)
-  return leaves
+  return by_thread
+
+
+def _nest(thread_events: List[dict]):
+  """Yields `(event, children_dur, is_leaf)` for the sorted events of one thread, where
+  `children_dur` sums the durations of the events directly inside it."""
+  stack: List[list] = []  # [event, children_dur, is_leaf]
+  for e in thread_events:
+    while stack and stack[-1][0]["ts"] + stack[-1][0]["dur"] <= e["ts"]:
+      yield tuple(stack.pop())
+    if stack:
+      stack[-1][1] += e["dur"]
+      stack[-1][2] = False  # e lies inside the open event: that one is a container
+    stack.append([e, 0.0, True])
+  while stack:
+    yield tuple(stack.pop())
+
+
+def leaf_events(trace: dict, device: str) -> List[dict]:
+  """The complete (`ph == "X"`) events of `trace` that contain no other event of their thread.
+
+  Args:
+    trace: a Chrome/Perfetto trace (`{"traceEvents": [...]}`), as `jax.profiler.trace(...,
+      create_perfetto_trace=True)` writes it.
+    device: "gpu": events of processes named `/device:...` (kernels and copies on the streams);
+      "cpu": events of XLA's threads (`tf_XLA...`), which is where the CPU runs a step's thunks.
+  """
+  return [e for thread_events in _wanted_by_thread(trace, device).values()
+          for e, _, is_leaf in _nest(thread_events) if is_leaf]
+
+
+def self_time_events(trace: dict, device: str) -> List[dict]:
+  """Every wanted event of `trace` (as `leaf_events`), its `dur` replaced by its self time: its
+  duration less that of the events directly inside it on its thread.
+
+  On the CPU a large fusion (a YNNPACK GEMM) contains the events of the work it hands to its
+  thread pool, and a `while` thunk contains its body's: counting leaves only drops the GEMM's
+  own time and the loop's per-iteration cost, which is what bounds small recurrent steps. The
+  self times add up to the threads' busy time, each part under the name that spent it."""
+  out = []
+  for thread_events in _wanted_by_thread(trace, device).values():
+    for e, children, _ in _nest(thread_events):
+      out.append(dict(e, dur=max(e["dur"] - children, 0.0)))
+  return out
 
 
 def summarize(events: Sequence[dict], steps: int, time_steps: int) -> dict:
@@ -95,16 +131,58 @@ def summarize(events: Sequence[dict], steps: int, time_steps: int) -> dict:
 
 def trace_step(compiled, args, steps: int, device: str, time_steps: int) -> dict:
   """Runs `compiled(*args)` `steps` times under the profiler; `summarize` of its leaf events."""
+  return trace_calls(lambda: jax.block_until_ready(compiled(*args)), steps, device, time_steps)
+
+
+def trace_calls(run, steps: int, device: str, time_steps: int, self_time: bool = False) -> dict:
+  """Runs the zero-argument `run` (one call, to completion) `steps` times under the profiler;
+  `summarize` of its leaf events (`self_time`: of every event's self time, `self_time_events`),
+  with `wall_ms_per_step` (the calls' wall time, traced)."""
   with tempfile.TemporaryDirectory() as logdir:
     with jax.profiler.trace(logdir, create_perfetto_trace=True):
+      start = time.perf_counter()
       for _ in range(steps):
-        jax.block_until_ready(compiled(*args))
+        run()
+      wall = (time.perf_counter() - start) / steps * 1e3
     files = glob.glob(os.path.join(logdir, "**", "*.trace.json.gz"), recursive=True)
     if not files:
       raise RuntimeError(f"jax.profiler wrote no *.trace.json.gz under {logdir}")
     with gzip.open(files[0], "rt", encoding="utf-8") as f:
       trace = json.load(f)
-  return summarize(leaf_events(trace, device), steps, time_steps)
+  events = (self_time_events if self_time else leaf_events)(trace, device)
+  result = summarize(events, steps, time_steps)
+  result["wall_ms_per_step"] = wall
+  return result
+
+
+def trace_compare(names: Sequence[str], steps: int, device: str) -> Dict[str, dict]:
+  """`trace_calls` of `benchmarks.compare`'s candidates `names` (all rows' full shapes), each
+  after two warm-up calls, summed by self time (`self_time_events`); the counts per call are also
+  given per unit of the candidate (its `per`: time steps or iterations)."""
+  from benchmarks import compare  # pylint: disable=g-import-not-at-top
+  builders, _ = compare.plan(list(compare.ROWS), compare.Shapes(), None, echo=lambda *_: None)
+  unknown = [n for n in names if n not in builders]
+  if unknown:
+    raise SystemExit(f"--compare: unknown {', '.join(unknown)}; allowed: "
+                     f"{', '.join(sorted(builders))}")
+  results = {}
+  for name in names:
+    candidate = builders[name]()
+    candidate.fn()
+    candidate.fn()
+    results[name] = trace_calls(candidate.fn, steps, device, candidate.per, self_time=True)
+  return results
+
+
+def _print(name: str, result: dict, device: str, top: int, unit: str) -> None:
+  wall = result.get("wall_ms_per_step")
+  print(f"{name} on {device}: {result['ms_per_step']:.2f} ms of events per call"
+        + (f" (wall {wall:.2f} ms)" if wall else "")
+        + f", {result['events_per_step']:.0f} events per call = "
+        f"{result['events_per_time_step']:.1f} per {unit}")
+  for r in result["rows"][:top]:
+    print(f"  {r['ms_per_step']:8.3f} ms {r['count_per_step']:8.0f}x {r['us_each']:8.1f} us  "
+          f"{r['name'][:80]}")
 
 
 def main(argv=None):
@@ -117,24 +195,28 @@ def main(argv=None):
   parser.add_argument("--steps", type=int, default=5, help="traced steps (after 2 warm-up)")
   parser.add_argument("--top", type=int, default=25)
   parser.add_argument("--out", default="/tmp/trace.json")
+  parser.add_argument("--compare", default="",
+                      help="comma-separated benchmarks.compare candidates to trace instead")
   a = parser.parse_args(argv)
+  device = "cpu" if jax.default_backend() == "cpu" else "gpu"
+  if a.compare:
+    results = trace_compare(a.compare.split(","), a.steps, device)
+    for name, result in results.items():
+      _print(name, result, device, a.top, "time step or iteration")
+    with open(a.out, "w", encoding="utf-8") as f:
+      json.dump({"device": device, "steps": a.steps, "results": results}, f, indent=1)
+    return
   rows = a.rows.split(",")
   unknown = [r for r in rows if r not in sab.ROWS]
   if unknown:
     parser.error(f"--rows: unknown {', '.join(unknown)}; allowed: {', '.join(sab.ROWS)}")
-  device = "cpu" if jax.default_backend() == "cpu" else "gpu"
   results = {}
   for row in rows:
     compiled, args, _, _ = sab.compile_row(row, a.T, a.hidden, a.batch, a.unroll)
     time_steps = a.T + 20
     result = trace_step(compiled, args, a.steps, device, time_steps)
     results[row] = result
-    print(f"{row} T={a.T} on {device}: {result['ms_per_step']:.2f} ms of events per step, "
-          f"{result['events_per_step']:.0f} events per step = "
-          f"{result['events_per_time_step']:.1f} per time step")
-    for r in result["rows"][:a.top]:
-      print(f"  {r['ms_per_step']:8.3f} ms {r['count_per_step']:8.0f}x {r['us_each']:8.1f} us  "
-            f"{r['name'][:80]}")
+    _print(f"{row} T={a.T}", result, device, a.top, "time step")
   with open(a.out, "w", encoding="utf-8") as f:
     json.dump({"device": device, "T": a.T, "hidden": a.hidden, "batch": a.batch,
                "unroll": a.unroll, "steps": a.steps, "results": results}, f, indent=1)

@@ -140,6 +140,19 @@ def test_trace_counts_leaf_events_once():
                                   "count_per_step": 2, "us_each": 3.0}]
 
 
+def test_trace_self_time_splits_containers_from_their_contents():
+  """Self times: a loop keeps its duration less its body's ops; they add up to the busy time."""
+  from benchmarks import trace  # pylint: disable=g-import-not-at-top
+  meta = [{"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/host:CPU"}},
+          {"ph": "M", "name": "thread_name", "pid": 1, "tid": 1, "args": {"name": "tf_XLAEigen/7"}}]
+  events = [_event("while.1", 0, 100), _event("fusion.1", 10, 30), _event("dot.2", 15, 10),
+            _event("fusion.2", 50, 20), _event("dot.3", 120, 5)]
+  self_times = {e["name"]: e["dur"]
+                for e in trace.self_time_events({"traceEvents": meta + events}, "cpu")}
+  assert self_times == {"while.1": 50, "fusion.1": 20, "dot.2": 10, "fusion.2": 20, "dot.3": 5}
+  assert sum(self_times.values()) == 100 + 5
+
+
 def test_trace_of_a_real_step_sees_the_recurrent_ops(tmp_path):
   """On this CPU: a TBPTT step at T=2 (22 steps) runs its recurrent ops once per time step."""
   from benchmarks import trace  # pylint: disable=g-import-not-at-top

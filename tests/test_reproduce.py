@@ -249,6 +249,30 @@ def test_a_selection_trains_its_seeds_and_reads_the_others_back(tmp_path):
     runner.Selection(seeds=frozenset({5})).check(table, "local")
 
 
+def test_a_table_keeps_the_numbers_of_runs_whose_folders_are_gone(tmp_path):
+  """Run folders are not committed: re-rendering on a machine without them keeps the CSV's
+  numbers (seed states and details included) instead of "not run yet", and says so."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  metric = reproduce.Metric("iterations", "iters")
+  table = dataclasses.replace(_protocol_table("iters", metric), seeds=(("local", 2),))
+  first = runner.run_table(table, "local", str(tmp_path), runner.Selection(seeds=frozenset({0})))
+  cell = first["cells"][("BPTT", "T=100")]
+  csv_before = open(first["csv"]).read()
+  shutil.rmtree(tmp_path / "tiny_iters_local")
+  again = runner.run_table(table, "local", str(tmp_path), runner.Selection(train=False))
+  carried = again["cells"][("BPTT", "T=100")]
+  assert carried.carried and [r.state for r in carried.seeds] == ["done", "pending"]
+  assert repr(carried.values["iterations"][0]) == repr(cell.values["iterations"][0])  # NaN too
+  assert [r.detail for r in carried.seeds] == [r.detail for r in cell.seeds]
+  assert open(again["csv"]).read() == csv_before
+  md = open(again["md"]).read()
+  assert "1 cell(s) are read from this table's CSV" in md and "1 of 2 seeds finished" in md
+  # A run of the cell here replaces what was carried.
+  fresh = runner.run_table(table, "local", str(tmp_path), runner.Selection(seeds=frozenset({1})))
+  cell = fresh["cells"][("BPTT", "T=100")]
+  assert not cell.carried and [r.state for r in cell.seeds] == ["pending", "done"]
+
+
 def test_an_unfinished_curriculum_is_a_lower_bound_that_says_where_it_stands(tmp_path):
   metric = reproduce.Metric("t_max", "t_max", 1.0, ".0f")
   table = dataclasses.replace(_protocol_table("t_max", metric), seeds=(("local", 2),))

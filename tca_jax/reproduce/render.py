@@ -127,6 +127,11 @@ def markdown(table, preset, settings, cells) -> str:
     lines += [f"**In progress: {unfinished} cell(s) have seeds that are not finished; their "
               "numbers are lower bounds or partial, as each cell says. Rerun the command to go "
               "on (finished runs are read back).**", ""]
+  carried = sum(getattr(c, "carried", False) for c in cells.values())
+  if carried:
+    lines += [f"{carried} cell(s) are read from this table's CSV as written before: their run "
+              "folders are not on the machine that wrote this file (they ran in an earlier "
+              "session); their learning curves are not in the figures.", ""]
   lines += [command + (f" Each cell: ours (paper). Paper numbers: {table.source}." if with_paper
                        else " Each cell: ours (no paper behind this table)."), ""]
   header = ["method"]

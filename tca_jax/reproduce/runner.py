@@ -30,10 +30,11 @@ label to its number for one seed:
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
 import time
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from absl import logging
 
@@ -65,6 +66,7 @@ class TableCell:
   workdirs: list = dataclasses.field(default_factory=list)
   detail: str = ""  # e.g. "not solved in 300 iterations" (the last seed's)
   seeds: list = dataclasses.field(default_factory=list)  # [SeedResult] per seed
+  carried: bool = False  # read from the table's earlier CSV (`carry_over`), not from run folders
 
   @property
   def finished(self) -> bool:
@@ -323,6 +325,61 @@ def _write_atomic(path: str, text: str) -> None:
   os.replace(tmp, path)
 
 
+def _csv_number(text: str) -> float:
+  try:
+    return float(text)
+  except ValueError:
+    return float("nan")
+
+
+def carry_over(cells: dict, csv_path: str) -> int:
+  """Fills the cells that have nothing here from the table's CSV written before; returns how many.
+
+  Run folders are not committed and a later machine may not have them, while the table's CSV is
+  committed: without this, re-rendering a table after some of its runs' folders are gone (or
+  filling one row of it on a fresh checkout) would replace the numbers they produced with "not
+  run yet". A cell is carried over when it ran ("ok") but none of its seeds has started here
+  (every seed "pending") and none of its workdirs exists, and the CSV has a started seed for it.
+  The carried cell is the CSV's (values, states, details, status), marked `carried`; the
+  learning-curve figures, drawn from run folders, leave it out.
+  """
+  if not os.path.exists(csv_path):
+    return 0
+  with open(csv_path, encoding="utf-8", newline="") as f:
+    lines = list(csv.DictReader(f))
+  previous: Dict[tuple, list] = {}
+  for line in lines:
+    previous.setdefault((line["row"], line["paper_setting"]), []).append(line)
+  carried = 0
+  for key, cell in cells.items():
+    old = previous.get(key)
+    if (cell.status != "ok" or not old or any(r.state != "pending" for r in cell.seeds)
+        or any(wd and os.path.exists(wd) for wd in cell.workdirs)):
+      continue
+    started = [line for line in old if line["state"] in ("done", "partial")]
+    if not started or old[0]["status"] != "ok":
+      continue
+    # One line per seed and metric, seeds in order (a pending seed's line has no seed number).
+    seeds: Dict[int, SeedResult] = {}
+    values: Dict[str, Dict[int, float]] = {}
+    workdirs: Dict[int, str] = {}
+    for line in old:
+      seed = len(values.setdefault(line["metric"], {}))
+      value = _csv_number(line["value"])
+      values[line["metric"]][seed] = value
+      result = seeds.setdefault(seed, SeedResult({}, line["detail"], line["state"] or "pending"))
+      result.values[line["metric"]] = value
+      workdirs[seed] = line["workdir"]
+    order = sorted(seeds)
+    cell.values = {m: [v.get(i, float("nan")) for i in order] for m, v in values.items()}
+    cell.seeds = [seeds[i] for i in order]
+    cell.workdirs = [workdirs[i] for i in order]
+    cell.detail = cell.seeds[-1].detail
+    cell.carried = True
+    carried += 1
+  return carried
+
+
 def run_table(table: table_lib.Table, preset: str, out_dir: str = "results",
               selection: Selection = EVERYTHING) -> dict:
   """Runs the (row, setting, seed) runs `selection` picks, reads the others back, and writes
@@ -352,6 +409,10 @@ def run_table(table: table_lib.Table, preset: str, out_dir: str = "results",
                                                    selection)
   os.makedirs(out_dir, exist_ok=True)
   csv_path = os.path.join(out_dir, f"{stem}.csv")
+  carried = carry_over(cells, csv_path)
+  if carried:
+    logging.info("%s: %d cell(s) read from %s (their run folders are not here)", table.name,
+                 carried, csv_path)
   _write_atomic(csv_path, render.csv_text(table, preset, settings, cells))
   seconds = time.time() - start
   md_path = os.path.join(out_dir, f"{stem}.md")
