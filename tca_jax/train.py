@@ -100,7 +100,10 @@ def make_train_step(setup: config_lib.Setup, optimizer, num_seeds: int = 1,
     params, lparams, opt_state, lstate = carry
     metrics = dict(task.metrics(outputs, batch), **lmetrics)
     metrics["learner_loss"] = loss
-    finite = jnp.isfinite(loss) & _all_finite((params, lparams))
+    # The update's norm too: an overflowed (inf) norm makes `optax.clip_by_global_norm` scale the
+    # update to zero, a step that would otherwise pass silently with finite parameters.
+    finite = (jnp.isfinite(loss) & _all_finite((params, lparams))
+              & jnp.all(jnp.isfinite(lmetrics["update_norm"])))
     new = TrainState(state.step + 1, params, lparams, opt_state, lstate, state.bad_step)
     # A non-finite step is not applied, and neither is any step after it: the state stays at the
     # last finite one. With seeds this is per seed (the step is vmapped), which is what lets

@@ -1,5 +1,6 @@
 """The trainer and the command-line contract: files, metrics, diagnostics, bad input, NaN stop."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -111,6 +112,31 @@ def test_nan_stops_the_run_with_a_message(tmp_path):
   c = tiny_config(train__learning_rate=1e38, train__clip_norm=0.0,
                   train__optimizer="sgd", train__momentum=0.0)
   with pytest.raises(train.NonFiniteError, match=r"learner 'bptt' became NaN/inf at step \d"):
+    train.train_and_evaluate(c, str(tmp_path))
+
+
+def test_an_overflowed_update_norm_stops_the_run(tmp_path, monkeypatch):
+  """Finite updates whose global norm overflows float32 (inf) would be clipped to a zero update
+  and the run would go on unchanged: it stops like a NaN, at the first such step."""
+  make = train.make_train_step
+
+  class Overflowing:  # the configured learner, its updates scaled past float32's norm range
+    def __init__(self, learner):
+      self.learner = learner
+
+    def __getattr__(self, name):
+      return getattr(self.learner, name)
+
+    def update(self, *args, **kwargs):
+      lstate, updates, aux = self.learner.update(*args, **kwargs)
+      return lstate, jax.tree.map(lambda u: u * 1e30, updates), aux
+
+  def overflowing_make(setup, *args, **kwargs):
+    return make(dataclasses.replace(setup, learner=Overflowing(setup.learner)), *args, **kwargs)
+
+  monkeypatch.setattr(train, "make_train_step", overflowing_make)
+  c = tiny_config(train__checkpoint_every=1)
+  with pytest.raises(train.NonFiniteError, match=r"NaN/inf at step 1"):
     train.train_and_evaluate(c, str(tmp_path))
 
 
