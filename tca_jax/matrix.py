@@ -40,6 +40,7 @@ import numpy as np
 
 from tca_jax import config as config_lib
 from tca_jax import metrics_io, train
+from tca_jax import workdir as workdir_lib
 from tca_jax.registry import ConfigError
 
 TASKS = ("copy", "adding", "temporal_order", "temporal_order_3bit", "permutation")
@@ -205,13 +206,19 @@ def run_cell(entry: Entry, task: str, preset: Preset, workdir: str) -> dict:
 
 
 def run_matrix(preset: Preset, out_dir: str, entries=LEARNERS, tasks=TASKS) -> list:
-  """Every (entry, task) cell, run under `out_dir/<learner>/<task>`; writes the outputs."""
+  """Every (entry, task) cell, run under `out_dir/<learner>/<task>`; writes the outputs.
+
+  The process holds `out_dir`'s lock throughout (`workdir.owned`): a second matrix on the same
+  folder stops at once with a one-line `WorkdirBusy` instead of interleaving its partial tables
+  with this one's (each writes matrix.md/.csv after every cell)."""
   rows = []
-  for entry in entries:
-    for task in tasks:
-      workdir = os.path.join(out_dir, _slug(entry.label), task)
-      rows.append(run_cell(entry, task, preset, workdir))
-      write_outputs(rows, preset, out_dir)  # after every cell: an interrupted matrix shows progress
+  with workdir_lib.owned(out_dir, "matrix"):
+    for entry in entries:
+      for task in tasks:
+        workdir = os.path.join(out_dir, _slug(entry.label), task)
+        rows.append(run_cell(entry, task, preset, workdir))
+        # After every cell: an interrupted matrix shows its progress.
+        write_outputs(rows, preset, out_dir)
   return rows
 
 

@@ -45,6 +45,15 @@ def test_tiny_matrix_writes_table_and_heatmaps(tmp_path):
   assert [r["accuracy"] for r in again] == [r["accuracy"] for r in rows]
 
 
+def test_a_second_matrix_on_the_same_folder_is_refused(tmp_path):
+  from tca_jax import workdir  # pylint: disable=g-import-not-at-top
+  with workdir.owned(str(tmp_path), "matrix"):
+    with pytest.raises(workdir.WorkdirBusy, match="in use by another matrix"):
+      matrix.run_matrix(matrix.PRESETS["tiny"], str(tmp_path), entries=matrix.LEARNERS[:1],
+                        tasks=("adding",))
+  assert sorted(os.listdir(tmp_path)) == [workdir.LOCK_FILE]  # nothing was run or written
+
+
 def test_a_cell_that_cannot_run_is_a_row(tmp_path):
   bad = matrix.Entry("eprop (gru)", "eprop", matrix._plain("gru", "eprop"))
   row = matrix.run_cell(bad, "adding", matrix.PRESETS["tiny"], str(tmp_path / "x"))
