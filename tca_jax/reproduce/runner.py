@@ -338,8 +338,9 @@ def carry_over(cells: dict, csv_path: str) -> int:
   Run folders are not committed and a later machine may not have them, while the table's CSV is
   committed: without this, re-rendering a table after some of its runs' folders are gone (or
   filling one row of it on a fresh checkout) would replace the numbers they produced with "not
-  run yet". A cell is carried over when it ran ("ok") but none of its seeds has started here
-  (every seed "pending") and none of its workdirs exists, and the CSV has a started seed for it.
+  run yet". A cell is carried over when it ran ("ok") and the CSV has a started seed for
+  it, and either none of its seeds has started here (every seed "pending", no workdir) or the CSV
+  has more finished seeds than the runs here (a cell restarted after its folders were lost).
   The carried cell is the CSV's (values, states, details, status), marked `carried`; the
   learning-curve figures, drawn from run folders, leave it out.
   """
@@ -353,11 +354,16 @@ def carry_over(cells: dict, csv_path: str) -> int:
   carried = 0
   for key, cell in cells.items():
     old = previous.get(key)
-    if (cell.status != "ok" or not old or any(r.state != "pending" for r in cell.seeds)
-        or any(wd and os.path.exists(wd) for wd in cell.workdirs)):
+    if cell.status != "ok" or not old or old[0]["status"] != "ok":
       continue
+    nothing_here = (all(r.state == "pending" for r in cell.seeds)
+                    and not any(wd and os.path.exists(wd) for wd in cell.workdirs))
+    metric = old[0]["metric"]
+    done_before = sum(line["state"] == "done" for line in old if line["metric"] == metric)
     started = [line for line in old if line["state"] in ("done", "partial")]
-    if not started or old[0]["status"] != "ok":
+    # A run here replaces the CSV's cell unless it has fewer finished seeds (a restarted cell).
+    if not started or not (nothing_here
+                           or done_before > sum(r.state == "done" for r in cell.seeds)):
       continue
     # One line per seed and metric, seeds in order (a pending seed's line has no seed number).
     seeds: Dict[int, SeedResult] = {}
