@@ -266,11 +266,48 @@ def test_a_table_keeps_the_numbers_of_runs_whose_folders_are_gone(tmp_path):
   assert [r.detail for r in carried.seeds] == [r.detail for r in cell.seeds]
   assert open(again["csv"]).read() == csv_before
   md = open(again["md"]).read()
-  assert "1 cell(s) are read from this table's CSV" in md and "1 of 2 seeds finished" in md
-  # A run of the cell here replaces what was carried.
+  assert "1 cell(s) are read, in whole or in part, from this table's CSV" in md
+  assert "1 of 2 seeds finished" in md
+  # Filling the other seed here keeps the first one's number (its folder is gone).
   fresh = runner.run_table(table, "local", str(tmp_path), runner.Selection(seeds=frozenset({1})))
   cell = fresh["cells"][("BPTT", "T=100")]
-  assert not cell.carried and [r.state for r in cell.seeds] == ["pending", "done"]
+  assert cell.carried and [r.state for r in cell.seeds] == ["done", "done"]
+  assert repr(cell.values["iterations"][0]) == repr(carried.values["iterations"][0])
+  # A seed run again here that gets as far replaces what was carried.
+  again = runner.run_table(table, "local", str(tmp_path), runner.Selection(seeds=frozenset({0})))
+  assert not again["cells"][("BPTT", "T=100")].carried
+
+
+def test_a_restarted_run_that_got_less_far_keeps_the_csv_numbers(tmp_path):
+  """A partial seed in the CSV (stopped at step 13000) beats a restarted run here stopped at an
+  earlier step, and loses to one that got further; seeds are compared one by one."""
+  def result(state, detail, value):
+    return runner.SeedResult({"acc.": value}, detail, state)
+
+  def cell(*seeds):
+    return runner.TableCell("ok", {"acc.": [s.values["acc."] for s in seeds]},
+                            [f"wd{i}" for i in range(len(seeds))], seeds[-1].detail, list(seeds))
+
+  metric = reproduce.Metric("acc.", "accuracy")
+  table = reproduce.Table(name="tiny", title="t", source=None, rows=(reproduce.Row("A", "bptt", None, {}),),
+                          settings=lambda preset: [reproduce.Setting("T=1", "T=1", dict,
+                                                                     (metric,))])
+  settings = table.settings("local")
+  before = cell(result("partial", "stopped at step 13000 of 100000", 0.25),
+                result("partial", "stopped at T=180", 170.0),
+                result("done", "", 0.5))
+  path = tmp_path / "tiny.csv"
+  path.write_text(render.csv_text(table, "local", settings, {("A", "T=1"): before}))
+  here = cell(result("partial", "stopped at step 6000 of 100000", 0.1),
+              result("partial", "stopped at T=190", 180.0),
+              result("pending", "not started", float("nan")))
+  assert runner.carry_over({("A", "T=1"): here}, str(path)) == 1
+  assert [r.detail for r in here.seeds] == ["stopped at step 13000 of 100000",
+                                             "stopped at T=190", ""]
+  assert here.values["acc."] == [0.25, 180.0, 0.5] and here.workdirs[1] == "wd1"
+  further = cell(result("done", "", 0.9), result("done", "", 1.0), result("done", "", 0.7))
+  assert runner.carry_over({("A", "T=1"): further}, str(path)) == 0
+  assert further.values["acc."] == [0.9, 1.0, 0.7]
 
 
 def test_an_unfinished_curriculum_is_a_lower_bound_that_says_where_it_stands(tmp_path):

@@ -129,9 +129,10 @@ def markdown(table, preset, settings, cells) -> str:
               "on (finished runs are read back).**", ""]
   carried = sum(getattr(c, "carried", False) for c in cells.values())
   if carried:
-    lines += [f"{carried} cell(s) are read from this table's CSV as written before: their run "
-              "folders are not on the machine that wrote this file (they ran in an earlier "
-              "session); their learning curves are not in the figures.", ""]
+    lines += [f"{carried} cell(s) are read, in whole or in part, from this table's CSV as "
+              "written before: those seeds got further in an earlier session than any run on "
+              "the machine that wrote this file (their run folders are not here), so their "
+              "learning curves are not in the figures.", ""]
   lines += [command + (f" Each cell: ours (paper). Paper numbers: {table.source}." if with_paper
                        else " Each cell: ours (no paper behind this table)."), ""]
   header = ["method"]

@@ -33,6 +33,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import re
 import time
 from typing import Dict, Optional, Sequence
 
@@ -332,17 +333,33 @@ def _csv_number(text: str) -> float:
     return float("nan")
 
 
+_PROGRESS = re.compile(r"at (?:step |T=)(\d+)")
+
+
+def _progress(result: SeedResult) -> tuple:
+  """How far one seed got, comparable across runs of the same cell: finished beats partial
+  beats pending; between partial seeds, the step (generic trainer) or the T (curriculum) its
+  detail names ("stopped at step 13000 of 100000", "stopped at T=180")."""
+  if result.state == "done":
+    return (2, 0)
+  if result.state == "partial":
+    match = _PROGRESS.search(result.detail or "")
+    return (1, int(match.group(1)) if match else 0)
+  return (0, 0)
+
+
 def carry_over(cells: dict, csv_path: str) -> int:
-  """Fills the cells that have nothing here from the table's CSV written before; returns how many.
+  """Fills the seeds that got further before from the table's CSV; returns how many cells.
 
   Run folders are not committed and a later machine may not have them, while the table's CSV is
   committed: without this, re-rendering a table after some of its runs' folders are gone (or
-  filling one row of it on a fresh checkout) would replace the numbers they produced with "not
-  run yet". A cell is carried over when it ran ("ok") and the CSV has a started seed for
-  it, and either none of its seeds has started here (every seed "pending", no workdir) or the CSV
-  has more finished seeds than the runs here (a cell restarted after its folders were lost).
-  The carried cell is the CSV's (values, states, details, status), marked `carried`; the
-  learning-curve figures, drawn from run folders, leave it out.
+  filling one row or seed of it on a fresh checkout) would replace the numbers they produced
+  with "not run yet", or with a restarted run's earlier stopping point. Seed by seed, a cell that
+  ran ("ok", here and in the CSV) takes the CSV's seed (value, state, detail) when that seed got
+  further than the one here (`_progress`: finished > stopped at a later step or T > stopped
+  earlier > not started); a seed here that got as far or further wins. A cell with any seed
+  from the CSV is marked `carried`; the learning-curve figures, drawn from run folders, leave
+  such seeds out.
   """
   if not os.path.exists(csv_path):
     return 0
@@ -356,33 +373,31 @@ def carry_over(cells: dict, csv_path: str) -> int:
     old = previous.get(key)
     if cell.status != "ok" or not old or old[0]["status"] != "ok":
       continue
-    nothing_here = (all(r.state == "pending" for r in cell.seeds)
-                    and not any(wd and os.path.exists(wd) for wd in cell.workdirs))
-    metric = old[0]["metric"]
-    done_before = sum(line["state"] == "done" for line in old if line["metric"] == metric)
-    started = [line for line in old if line["state"] in ("done", "partial")]
-    # A run here replaces the CSV's cell unless it has fewer finished seeds (a restarted cell).
-    if not started or not (nothing_here
-                           or done_before > sum(r.state == "done" for r in cell.seeds)):
-      continue
     # One line per seed and metric, seeds in order (a pending seed's line has no seed number).
     seeds: Dict[int, SeedResult] = {}
-    values: Dict[str, Dict[int, float]] = {}
     workdirs: Dict[int, str] = {}
+    counts: Dict[str, int] = {}
     for line in old:
-      seed = len(values.setdefault(line["metric"], {}))
-      value = _csv_number(line["value"])
-      values[line["metric"]][seed] = value
+      seed = counts.get(line["metric"], 0)
+      counts[line["metric"]] = seed + 1
       result = seeds.setdefault(seed, SeedResult({}, line["detail"], line["state"] or "pending"))
-      result.values[line["metric"]] = value
+      result.values[line["metric"]] = _csv_number(line["value"])
       workdirs[seed] = line["workdir"]
-    order = sorted(seeds)
-    cell.values = {m: [v.get(i, float("nan")) for i in order] for m, v in values.items()}
-    cell.seeds = [seeds[i] for i in order]
-    cell.workdirs = [workdirs[i] for i in order]
-    cell.detail = cell.seeds[-1].detail
-    cell.carried = True
-    carried += 1
+    if len(seeds) != len(cell.seeds):
+      continue  # another number of seeds: another configuration of the table
+    took = False
+    for i, before in seeds.items():
+      if _progress(before) > _progress(cell.seeds[i]):
+        cell.seeds[i] = before
+        for label in cell.values:
+          cell.values[label][i] = before.values.get(label, NAN)
+        if i < len(cell.workdirs):
+          cell.workdirs[i] = workdirs[i]
+        took = True
+    if took:
+      cell.detail = cell.seeds[-1].detail
+      cell.carried = True
+      carried += 1
   return carried
 
 
