@@ -80,6 +80,33 @@ class Checkpointer:
     self._manager.close()
 
 
+def read_latest(workdir: str, like):
+  """The newest checkpoint in `workdir/checkpoints` that restores into the structure of `like`,
+  read only: nothing is created or moved (another process may be training that run, and a
+  checkpoint that fails here may be one it is still writing).
+
+  Returns:
+    `(step, state)`, or `(None, None)` when there is none that restores.
+  """
+  directory = paths.join(paths.resolve(workdir), "checkpoints")
+  if not paths.exists(directory):
+    return None, None
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
+      create=False, read_only=True))
+  try:
+    for step in sorted(manager.all_steps(), reverse=True):
+      try:
+        return step, manager.restore(step, args=ocp.args.StandardRestore(abstract))
+      except Exception as e:  # pylint: disable=broad-except  (see Checkpointer.restore_latest)
+        logging.warning("the checkpoint at step %d in %s cannot be read (%s: %s); trying the one "
+                        "before it", step, directory, type(e).__name__,
+                        str(e).strip().splitlines()[0][:200] if str(e) else "")
+    return None, None
+  finally:
+    manager.close()
+
+
 def truncate_records(path: str, step: int) -> None:
   """Keeps the records of `path` (metrics.jsonl) that an uninterrupted run has at `step`.
 

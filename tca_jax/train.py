@@ -30,6 +30,7 @@ from tca_jax import config as config_lib
 from tca_jax import workdir as workdir_lib
 # Re-exported: the TPTT protocol and the benchmarks build their optimizer through train.
 from tca_jax.optim import make_optimizer  # pylint: disable=unused-import
+from tca_jax.registry import ConfigError
 
 
 class TrainState(NamedTuple):
@@ -441,6 +442,42 @@ class CheckpointAction(actions.PeriodicAction):
     # "freeze_seed") with its diverged seeds recorded and frozen at their last finite state.
     self.r.check_finite(state)
     self.r.checkpointer.save(step, state)
+
+
+def evaluate_checkpoint(train_config: ml_collections.ConfigDict,
+                        eval_config: ml_collections.ConfigDict, workdir: str):
+  """Tests the newest checkpoint of `train_config`'s run in `workdir` on `eval_config`'s
+  evaluation task: evaluation only, nothing trained or written (SAB Table 6: trained at T=100,
+  tested at T = 200 ... 5000 with `task.eval_length`).
+
+  The test is the one an uninterrupted run ends with (its test key, `train.test_batches` batches
+  of `train.eval_batch_size`), so at `task.eval_length = task.length` it is the run's own `test`
+  record. `eval_config` must build the same parameters (the same model at another length).
+
+  Returns:
+    `(step, metrics)`: the checkpoint's step and the metrics as in a `test` record (with seeds:
+    the mean, `KEY_std` and `KEY_seeds`; a diverged seed's values NaN); `(None, None)` when the
+    run has no checkpoint yet.
+
+  Raises:
+    ConfigError: either config is invalid, or the evaluation task reads a dataset (synthetic
+      tasks only).
+  """
+  setup, eval_setup = config_lib.build(train_config), config_lib.build(eval_config)
+  if eval_setup.task.host_data:
+    raise ConfigError(f"task.name={eval_config.task.name!r}: evaluate_checkpoint tests synthetic "
+                      "tasks only; allowed: tasks that sample their own batches")
+  t, n = train_config.train, train_config.get("num_seeds", 1)
+  optimizer = make_optimizer(t, setup.learner, setup.task.sequence_length)
+  init_key, _, _, test_key, _ = _stream_keys(train_config.seed, n)
+  like = jax.jit(lambda k: create_train_state(setup, optimizer, k, t.batch_size, n))(init_key)
+  step, state = checkpoint.read_latest(workdir, like)
+  if state is None:
+    return None, None
+  diverged = np.asarray(state.bad_step).reshape(-1) >= 0
+  eval_step = make_eval_step(eval_setup, t.eval_batch_size, n)
+  metrics = evaluate(eval_step, state.params, test_key, max(1, t.test_batches))
+  return step, _summary(metrics, n, diverged if diverged.any() else None)
 
 
 def _initial_state(r: _Run, optimizer, mesh):

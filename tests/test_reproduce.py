@@ -379,3 +379,51 @@ def test_protocol_figures_draw_every_seed_and_only_the_last_pass_of_a_restarted_
                                           str(out), budget=4)
     assert [os.path.basename(p) for p in paths] == [f"{table.name}_curves.png"]
     assert os.path.getsize(paths[0]) > 1000
+
+
+def test_a_transfer_table_tests_the_other_tables_trained_run(tmp_path):
+  """SAB Table 6's kind: evaluation only of another table's run of the same row; at the training
+  length the test is that run's own test record, exactly."""
+  def trained(eval_length=None):
+    c = _tiny(10)
+    c.train.checkpoint_every = 5
+    if eval_length:
+      c.task.eval_length = eval_length
+    return c
+
+  source = reproduce.Table(
+      name="src", title="s", source=None, seeds=(("local", 2), ("full", 1)),
+      rows=(reproduce.Row("BPTT", "bptt", _bptt, {}),),
+      settings=lambda preset: [reproduce.Setting("T=100", "T=10", trained, (ACC,))])
+  transfer = reproduce.Table(
+      name="tr", title="t", source=None, kind="transfer", trained_in=source,
+      trained_setting="T=100", seeds=(("local", 2), ("full", 1)),
+      rows=(reproduce.Row("BPTT", "bptt", _bptt, {}), reproduce.Row("Other", "bptt", _bptt, {})),
+      settings=lambda preset: [reproduce.Setting(f"T={t}", f"T={t}", lambda t=t: trained(t),
+                                                 (ACC,)) for t in (10, 40)])
+  out = str(tmp_path)
+  nothing = runner.run_table(transfer, "local", out, runner.Selection(train=False))["cells"]
+  assert [r.state for r in nothing[("BPTT", "T=10")].seeds] == ["pending", "pending"]
+  assert not os.path.exists(tmp_path / "src_local")
+  assert nothing[("Other", "T=10")].status.startswith("n/a: table 'tr' row 'Other': table 'src'")
+
+  cells = runner.run_table(transfer, "local", out)["cells"]  # trains src's run once, tests it
+  own = runner.run_table(source, "local", out, runner.Selection(train=False))["cells"]
+  assert own[("BPTT", "T=100")].finished
+  assert cells[("BPTT", "T=10")].values["acc."] == own[("BPTT", "T=100")].values["acc."]
+  at_40 = cells[("BPTT", "T=40")]
+  assert at_40.finished and all(0.0 <= v <= 100.0 for v in at_40.values["acc."])
+  cache = json.loads((tmp_path / "tr_local" / "bptt" / "t_40" / "seeds" /
+                      "transfer.json").read_text())
+  assert cache["step"] == 5 and cache["test"]["accuracy_seeds"] == [
+      v / 100.0 for v in at_40.values["acc."]]
+  assert os.path.exists(tmp_path / "tr_local.png")
+
+  # An unfinished training run (no test record yet): its newest checkpoint, said as partial.
+  metrics = tmp_path / "src_local" / "bptt" / "t_100" / "seeds" / "metrics.jsonl"
+  metrics.write_text("".join(l + "\n" for l in metrics.read_text().splitlines()
+                             if json.loads(l).get("split") != "test"))
+  os.remove(tmp_path / "tr_local.csv")  # else its finished seeds are carried over (they got further)
+  partial = runner.run_table(transfer, "local", out, runner.Selection(train=False))["cells"]
+  assert [r.detail for r in partial[("BPTT", "T=40")].seeds] == ["stopped at step 5 of 5"] * 2
+  assert partial[("BPTT", "T=40")].values == at_40.values

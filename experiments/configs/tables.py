@@ -297,7 +297,9 @@ def _transfer_settings(preset):
           for p, t in pairs[preset]]
 
 
-# SAB Table 6. The SAB row's k_trunc, k_top are not given for this table: (5, 5) as in sab_copy.py.
+# SAB Table 6: evaluation only, of SAB Table 2's T=100 runs (rows matched by label; the paper's
+# "LSTM+self-attn." is Table 2's "LSTM + full self-attn."). The SAB row's k_trunc, k_top are not
+# given for this table: (5, 5) as in sab_copy.py.
 SAB_TRANSFER = Table(
     name="sab_transfer",
     title="SAB Table 6: transfer, trained on copy T=100, last-10 accuracy (%) at longer T",
@@ -306,7 +308,7 @@ SAB_TRANSFER = Table(
         _row("LSTM, full BPTT", recipes.lstm_bptt, {("T=100", "acc."): 99, ("T=200", "acc."): 34,
                                             ("T=300", "acc."): 25, ("T=400", "acc."): 21,
                                             ("T=2000", "acc."): 12, ("T=5000", "acc."): 12}),
-        _row("LSTM + self-attn., BPTT", recipes.attn_bptt, {
+        _row("LSTM + full self-attn., BPTT", recipes.attn_bptt, {
             ("T=100", "acc."): 100, ("T=200", "acc."): 52, ("T=300", "acc."): 28,
             ("T=400", "acc."): 20, ("T=2000", "acc."): 12}),  # T=5000: "OOM" in the paper
         _row("SAB k_trunc=5, k_top=5", recipes.sab(5, 5), {
@@ -314,8 +316,14 @@ SAB_TRANSFER = Table(
             ("T=400", "acc."): 75, ("T=2000", "acc."): 47, ("T=5000", "acc."): 41}),
     ),
     settings=_transfer_settings,
-    notes=(("all", "Each column trains the same model (same seed, same training stream) and "
-            "tests it at that column's T (`task.eval_length`)."),
+    kind="transfer",
+    trained_in=SAB_COPY,
+    trained_setting="T=100",
+    notes=(("all", "Evaluation only: each row tests the model that SAB Table 2 (`--table=sab_copy`) "
+            "trains at T=100 (same row, same seeds; trained first if it is not there) on 8 x 256 "
+            "fresh sequences at the column's T (`task.eval_length`; the test an uninterrupted run "
+            "ends with, so the T=100 column is Table 2's own test). While that model is "
+            "unfinished, its newest checkpoint is tested and each cell says at which step."),
            ("local", "Local preset: trained at T=10 and tested at T = 10, 20, 30, 40 where the "
             "paper trains at 100 and tests at 100 ... 5000; LSTM(64), 300 Adam steps, one seed."),),
 )

@@ -267,3 +267,43 @@ def write_protocol_figures(table, settings, cells, out_dir, stem=None, budget=No
   else:
     plotting.plot_validation_curves(panels, path, title=title)
   return [path]
+
+
+def write_transfer_figure(table, settings, cells, out_dir, stem=None):
+  """One PNG (OUT_DIR/STEM.png) for a "transfer" table: each row's first metric against the
+  column's test length, mean and standard deviation over the seeds (solid, the step its model
+  reached in the legend when unfinished) and the paper's (dashed). Columns are ordered as the
+  table gives them; their labels are the x ticks."""
+  stem = stem or table.name
+  fig = plotting.new_figure(figsize=(7, 4))
+  ax = fig.subplots()
+  x = np.arange(len(settings))
+  drawn = False
+  for i, row in enumerate(table.rows):
+    color = f"C{i}"
+    means, sds, where = [], [], ""
+    for s in settings:
+      cell, m = cells[(row.label, s.paper)], s.metrics[0]
+      vs = np.asarray([v for v in cell.values.get(m.label, []) if not math.isnan(v)])
+      means.append(vs.mean() if cell.status == "ok" and vs.size else np.nan)
+      sds.append(vs.std() if cell.status == "ok" and vs.size else np.nan)
+      if cell.status == "ok" and not cell.finished and cell.detail:
+        where = f" ({cell.detail})"
+    if not np.isnan(means).all():
+      ax.errorbar(x, means, yerr=sds, color=color, marker="o", capsize=3,
+                  label=f"{row.label}{where}")
+      drawn = True
+    paper = [row.paper.get((s.paper, s.metrics[0].label), np.nan) for s in settings]
+    ax.plot(x, paper, color=color, linestyle="--", marker="x", alpha=0.6,
+            label=f"{row.label}, paper")
+  if not drawn:
+    return []
+  ax.set_xticks(x, [s.label for s in settings])
+  ax.set_xlabel("test length")
+  ax.set_ylabel(settings[0].metrics[0].label)
+  ax.legend(fontsize="x-small")
+  ax.set_title(table.title, fontsize="small")
+  fig.tight_layout()
+  path = os.path.join(out_dir, f"{stem}.png")
+  fig.savefig(path, dpi=100)
+  return [path]

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import os
 import re
 import time
@@ -255,21 +256,94 @@ def run_generalisation(config, metrics, workdir, train_now=True):
                     "" if run["solved"] else _not_solved(run))
 
 
+def _latest_checkpoint_step(workdir: str) -> Optional[int]:
+  directory = os.path.join(workdir, "checkpoints")
+  steps = [int(n) for n in os.listdir(directory) if n.isdigit()] if os.path.isdir(directory) else []
+  return max(steps) if steps else None
+
+
+def run_transfer(config, metrics, workdir, train_now, train_config, train_workdir):
+  """Table 6: another table's trained run (`Table.trained_in`) tested at this column's
+  `task.eval_length`, evaluation only (`train.evaluate_checkpoint`), one SeedResult per seed.
+
+  When `train_now` and that run is not finished, it is trained first (in its own table's folder,
+  so the other table reads it back); while it is unfinished (or another process trains it), its
+  newest checkpoint is tested and the seeds are "partial" at that step. The test is cached in
+  WORKDIR/transfer.json per checkpoint step.
+  """
+  n = config.get("num_seeds", 1)
+  if train_now and _test_record(train_workdir) is None:
+    try:
+      logging.info("train %s (for %s)", train_workdir, workdir)
+      train.train_and_evaluate(train_config, train_workdir)
+    except workdir_lib.WorkdirBusy:
+      logging.info("%s is trained by another process: testing its newest checkpoint",
+                   train_workdir)
+  latest = _latest_checkpoint_step(train_workdir)
+  if latest is None:
+    return [SeedResult({m.label: NAN for m in metrics}, "not started", "pending")
+            for _ in range(n)]
+  cache_path = os.path.join(workdir, "transfer.json")
+  cached = workdir_lib.read_json(cache_path) if os.path.exists(cache_path) else None
+  if cached is None or cached["step"] != latest:
+    step, record = train.evaluate_checkpoint(train_config, config, train_workdir)
+    if step is None:
+      return [SeedResult({m.label: NAN for m in metrics}, "not started", "pending")
+              for _ in range(n)]
+    cached = {"step": int(step), "train_workdir": train_workdir, "test": record}
+    os.makedirs(workdir, exist_ok=True)
+    _write_atomic(cache_path, json.dumps(cached, indent=1))
+  step, record = cached["step"], cached["test"]
+  per = {m.label: [v * m.scale for v in _per_seed(record, m.key, n)] for m in metrics}
+  done = step >= train_config.train.steps and _test_record(train_workdir) is not None
+  if done:
+    return [SeedResult({label: vs[i] for label, vs in per.items()}) for i in range(n)]
+  running = workdir_lib.holder(train_workdir)
+  where = f"{'running' if running else 'stopped'} at step {step} of {train_config.train.steps}"
+  return [SeedResult({label: vs[i] for label, vs in per.items()}, where, "partial")
+          for i in range(n)]
+
+
 RUN_KINDS = {"final": run_final, "t_max": run_t_max, "iters": run_iters,
-             "generalisation": run_generalisation}
+             "generalisation": run_generalisation, "transfer": run_transfer}
 
 
 # ------------------------------------------------------------------------------------------------
 # Tables
 
 
+def _trained_run(table: table_lib.Table, row: table_lib.Row, preset: str, seeds: tuple,
+                 where: str, where_is_run_dir: bool):
+  """A "transfer" table's trained run for `row`: `(config, workdir)` of the row of the same
+  label (`render.slug`) in `table.trained_in`, at its column `table.trained_setting`, with
+  `seeds` (OUT_DIR/<that table's stem>/<row>/<column>/seeds). `where` is OUT_DIR, or the cell's
+  run dir OUT_DIR/<stem>/<row>/<column> when `where_is_run_dir`. ConfigError when the other
+  table has no such row or column."""
+  source = table.trained_in
+  out_dir = os.path.dirname(os.path.dirname(os.path.dirname(where))) if where_is_run_dir else where
+  rows = [r for r in source.rows if render.slug(r.label) == render.slug(row.label)]
+  settings = [s for s in source.settings(preset) if s.paper == table.trained_setting]
+  if not rows or not settings:
+    raise ConfigError(f"table {table.name!r} row {row.label!r}: table {source.name!r} has no row "
+                      f"of that name at column {table.trained_setting!r} to test")
+  config = table_lib.config_for(rows[0], settings[0], seeds[0])
+  if len(seeds) > 1:
+    config.num_seeds = len(seeds)
+  config_lib.build(config)
+  workdir = os.path.join(out_dir, source.stem(preset), render.slug(rows[0].label),
+                         render.slug(settings[0].paper), "seeds" if len(seeds) > 1 else "seed0")
+  return config, workdir
+
+
 def run_cell(table: table_lib.Table, row: table_lib.Row, setting: table_lib.Setting, preset: str,
-             run_dir: str, selection: Selection = EVERYTHING) -> TableCell:
+             run_dir: str, selection: Selection = EVERYTHING,
+             out_dir: Optional[str] = None) -> TableCell:
   """All seeds of one (row, setting); never raises for a row that cannot run.
 
   A generic-trainer cell ("final") trains its seeds as one vmapped run (`num_seeds`) in
   RUN_DIR/seeds (RUN_DIR/seed0 with one seed); a protocol cell runs one protocol per seed in
-  RUN_DIR/seed<k>. Runs that `selection` does not train are read back (finished, partial or
+  RUN_DIR/seed<k>; a "transfer" cell tests the run of another table (`Table.trained_in`) in
+  OUT_DIR (default: RUN_DIR's grandparent's parent) and caches the test in RUN_DIR/seeds. Runs that `selection` does not train are read back (finished, partial or
   pending); a run another process owns is reported as running.
   """
   if row.learner is None:
@@ -279,7 +353,8 @@ def run_cell(table: table_lib.Table, row: table_lib.Row, setting: table_lib.Sett
   run = RUN_KINDS[table.kind]
   n = table.num_seeds(preset)
   cell = TableCell("ok", {m.label: [] for m in setting.metrics})
-  if table.kind == "final":
+  one_run = table.kind in ("final", "transfer")  # all seeds in one vmapped run
+  if one_run:
     jobs = [(tuple(range(n)), os.path.join(run_dir, "seeds" if n > 1 else "seed0"))]
   else:
     jobs = [((seed,), os.path.join(run_dir, f"seed{seed}")) for seed in range(n)]
@@ -290,10 +365,14 @@ def run_cell(table: table_lib.Table, row: table_lib.Row, setting: table_lib.Sett
         config.num_seeds = len(seeds)
       config_lib.build(config)  # ConfigError before anything is written
       train_now = selection.trains(row, setting, None if len(seeds) > 1 else seeds[0])
+      extra = ()
+      if table.kind == "transfer":
+        extra = _trained_run(table, row, preset, seeds, run_dir if out_dir is None else out_dir,
+                             out_dir is None)
       try:
-        results = run(config, setting.metrics, workdir, train_now)
+        results = run(config, setting.metrics, workdir, train_now, *extra)
       except workdir_lib.WorkdirBusy:
-        results = run(config, setting.metrics, workdir, False)
+        results = run(config, setting.metrics, workdir, False, *extra)
     except train.Preempted:
       raise  # SIGTERM: the checkpoint is saved; the reproduction stops (and resumes when rerun)
     except ConfigError as e:
@@ -415,6 +494,9 @@ def run_table(table: table_lib.Table, preset: str, out_dir: str = "results",
   if table.kind not in RUN_KINDS:
     raise ValueError(f"table {table.name!r}: kind={table.kind!r}; allowed: "
                      f"{', '.join(RUN_KINDS)}")
+  if table.kind == "transfer" and table.trained_in is None:
+    raise ValueError(f"table {table.name!r}: kind='transfer' needs trained_in (the table whose "
+                     "runs it tests)")
   selection.check(table, preset)
   if preset == "local":
     logging.info("REDUCED RUN (preset local): %s", table.note("local"))
@@ -427,7 +509,7 @@ def run_table(table: table_lib.Table, preset: str, out_dir: str = "results",
       run_dir = os.path.join(out_dir, stem, render.slug(row.label), render.slug(setting.paper))
       logging.info("%s: %s / %s", table.name, row.label, setting.label)
       cells[(row.label, setting.paper)] = run_cell(table, row, setting, preset, run_dir,
-                                                   selection)
+                                                   selection, out_dir)
   os.makedirs(out_dir, exist_ok=True)
   csv_path = os.path.join(out_dir, f"{stem}.csv")
   carried = carry_over(cells, csv_path)
@@ -440,6 +522,8 @@ def run_table(table: table_lib.Table, preset: str, out_dir: str = "results",
   _write_atomic(md_path, render.markdown(table, preset, settings, cells))
   if table.kind == "final":
     figures = render.write_figures(table, settings, cells, out_dir, stem)
+  elif table.kind == "transfer":
+    figures = render.write_transfer_figure(table, settings, cells, out_dir, stem)
   else:
     figures = render.write_protocol_figures(table, settings, cells, out_dir, stem,
                                             budget=_protocol_budget(settings))

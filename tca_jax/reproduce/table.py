@@ -64,6 +64,10 @@ class Table:
   seeds: tuple = (("local", 1), ("full", 3))
   notes: tuple = ()  # (preset, text) pairs shown under the table
   presets: tuple = ("local", "full")  # the TPTT tables add "paper" (the paper's full budget)
+  # kind "transfer" (SAB Table 6): the table whose runs this one tests (rows matched by label),
+  # and the paper label of the column they train in there; evaluation only.
+  trained_in: Optional["Table"] = None
+  trained_setting: str = ""
 
   def check_preset(self, preset: str) -> None:
     """A one-line ValueError when the table has no preset `preset`, naming those it has."""
