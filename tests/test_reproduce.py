@@ -427,3 +427,21 @@ def test_a_transfer_table_tests_the_other_tables_trained_run(tmp_path):
   partial = runner.run_table(transfer, "local", out, runner.Selection(train=False))["cells"]
   assert [r.detail for r in partial[("BPTT", "T=40")].seeds] == ["stopped at step 5 of 5"] * 2
   assert partial[("BPTT", "T=40")].values == at_40.values
+
+
+def test_a_run_stopped_before_its_first_evaluation_says_where_it_stopped(tmp_path):
+  """A slow row (full self-attention at T=100) can stop before its first evaluation: the cell
+  says the step it reached instead of "not run yet"."""
+  c = _tiny()
+  c.train.steps, c.train.eval_every = 100000, 1000
+  (tmp_path / "metrics.jsonl").write_text("".join(
+      json.dumps({"split": "train", "step": s, "loss": 1.0}) + "\n" for s in (100, 200)))
+  seeds = runner.run_final(c, (ACC,), str(tmp_path), train_now=False)
+  assert [r.state for r in seeds] == ["partial"]
+  assert seeds[0].detail == ("stopped at step 200 of 100000, before its first evaluation "
+                             "(step 1000)")
+  cell = runner.TableCell("ok", {"acc.": [seeds[0].values["acc."]]}, [str(tmp_path)],
+                          seeds[0].detail, seeds)
+  assert render.format_cell(cell, ACC, 100.0) == (
+      "no number yet (stopped at step 200 of 100000, before its first evaluation (step 1000)) "
+      "(100.0)")

@@ -107,7 +107,7 @@ def format_cell(cell, metric, paper, first: bool = True, with_paper: bool = True
     so_far = (_fmt(float(partial.mean()), metric.fmt) if partial.size == 1 else
               f"{_fmt(float(partial.mean()), metric.fmt)} ± {_fmt(float(partial.std()), metric.fmt)}"
               ) if partial.size else "–"
-    ours = f"{so_far} so far ({where})"
+    ours = f"{so_far} so far ({where})" if partial.size else f"no number yet ({where})"
   elif not done.all():
     others = sorted({r.detail for r in cell.seeds if r.state != "done"})
     ours = (f"{ours} [{int(done.sum())} of {len(done)} seeds finished; the others: "

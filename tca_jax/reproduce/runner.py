@@ -167,13 +167,21 @@ def run_final(config, metrics, workdir, train_now=True):
     per = {m.label: [v * m.scale for v in _per_seed(result, m.key, n)] for m in metrics}
     return [SeedResult({label: vs[i] for label, vs in per.items()}) for i in range(n)]
   # Not finished and not trained here: how far it got (the last evaluation), or pending.
-  evals = ([r for r in metrics_io.read_metrics(workdir) if r.get("split") == "eval"]
-           if os.path.exists(os.path.join(workdir, "metrics.jsonl")) else [])
-  if not evals:
-    return [SeedResult({m.label: NAN for m in metrics}, "not started", "pending")
-            for _ in range(n)]
-  last = evals[-1]
+  records = (metrics_io.read_metrics(workdir)
+             if os.path.exists(os.path.join(workdir, "metrics.jsonl")) else [])
+  evals = [r for r in records if r.get("split") == "eval"]
   running = workdir_lib.holder(workdir)
+  if not evals:
+    trained = [r["step"] for r in records if r.get("split") == "train"]
+    if not trained:
+      return [SeedResult({m.label: NAN for m in metrics}, "not started", "pending")
+              for _ in range(n)]
+    # Slow rows stop before their first evaluation: say where, so the row is never a blank.
+    where = (f"{'running' if running else 'stopped'} at step {trained[-1]} of "
+             f"{config.train.steps}, before its first evaluation (step "
+             f"{config.train.eval_every})")
+    return [SeedResult({m.label: NAN for m in metrics}, where, "partial") for _ in range(n)]
+  last = evals[-1]
   where = (f"{'running' if running else 'stopped'} at step {last['step']} of "
            f"{config.train.steps}")
   per = {m.label: [v * m.scale for v in _per_seed(last, m.key, n)] for m in metrics}
