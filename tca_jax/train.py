@@ -450,8 +450,9 @@ def evaluate_checkpoint(train_config: ml_collections.ConfigDict,
   evaluation task: evaluation only, nothing trained or written (SAB Table 6: trained at T=100,
   tested at T = 200 ... 5000 with `task.eval_length`).
 
-  The test is the one an uninterrupted run ends with (its test key, `train.test_batches` batches
-  of `train.eval_batch_size`), so at `task.eval_length = task.length` it is the run's own `test`
+  The test draws from the key an uninterrupted run's test uses, `eval_config`'s
+  `train.test_batches` batches of its `train.eval_batch_size` (fewer at very long T), so at
+  `task.eval_length = task.length` with the training run's sizes it is that run's own `test`
   record. `eval_config` must build the same parameters (the same model at another length).
 
   Returns:
@@ -475,8 +476,9 @@ def evaluate_checkpoint(train_config: ml_collections.ConfigDict,
   if state is None:
     return None, None
   diverged = np.asarray(state.bad_step).reshape(-1) >= 0
-  eval_step = make_eval_step(eval_setup, t.eval_batch_size, n)
-  metrics = evaluate(eval_step, state.params, test_key, max(1, t.test_batches))
+  te = eval_config.train
+  eval_step = make_eval_step(eval_setup, te.eval_batch_size, n)
+  metrics = evaluate(eval_step, state.params, test_key, max(1, te.test_batches))
   return step, _summary(metrics, n, diverged if diverged.any() else None)
 
 

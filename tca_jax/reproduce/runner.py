@@ -291,6 +291,13 @@ def run_transfer(config, metrics, workdir, train_now, train_config, train_workdi
   if latest is None:
     return [SeedResult({m.label: NAN for m in metrics}, "not started", "pending")
             for _ in range(n)]
+  first_eval = train_config.train.eval_every
+  if first_eval and latest < first_eval:
+    # Not worth a test at long T (an hour of CPU for dense attention at T=2000): a model that
+    # has not reached its own first evaluation.
+    where = (f"{'running' if workdir_lib.holder(train_workdir) else 'stopped'} at step {latest} "
+             f"of {train_config.train.steps}, before its first evaluation (step {first_eval})")
+    return [SeedResult({m.label: NAN for m in metrics}, where, "partial") for _ in range(n)]
   cache_path = os.path.join(workdir, "transfer.json")
   cached = workdir_lib.read_json(cache_path) if os.path.exists(cache_path) else None
   if cached is None or cached["step"] != latest:
