@@ -185,7 +185,8 @@ def write_figures(table, settings, cells, out_dir, stem=None):
     drawn = False
     for row in table.rows:
       cell = cells[(row.label, s.paper)]
-      if cell.status != "ok" or not cell.workdirs:
+      # A carried cell's numbers come from an earlier run than any curve left in its folder.
+      if cell.status != "ok" or not cell.workdirs or getattr(cell, "carried", False):
         continue
       workdirs = list(dict.fromkeys(cell.workdirs))  # vmapped seeds share one workdir
       loss = _curves(workdirs, "train", "loss")
