@@ -56,10 +56,9 @@ class Checkpointer:
       try:
         state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
       except Exception as e:  # pylint: disable=broad-except  (any damage: orbax, tensorstore, OS)
-        cause = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e) else ''}"
         moved = self._set_aside(step)
         logging.warning("the checkpoint at step %d cannot be restored (%s); moved it to %s and "
-                        "trying the one before it", step, cause, moved)
+                        "trying the one before it", step, _cause(e), moved)
         continue
       logging.info("resumed from the checkpoint at step %d", step)
       return step, state
@@ -99,12 +98,24 @@ def read_latest(workdir: str, like):
       try:
         return step, manager.restore(step, args=ocp.args.StandardRestore(abstract))
       except Exception as e:  # pylint: disable=broad-except  (see Checkpointer.restore_latest)
-        logging.warning("the checkpoint at step %d in %s cannot be read (%s: %s); trying the one "
-                        "before it", step, directory, type(e).__name__,
-                        str(e).strip().splitlines()[0][:200] if str(e) else "")
+        logging.warning("the checkpoint at step %d in %s cannot be read (%s); trying the one "
+                        "before it", step, directory, _cause(e))
     return None, None
   finally:
     manager.close()
+
+
+def latest_step(workdir: str):
+  """The step of the newest checkpoint folder in `workdir/checkpoints` (None when there is
+  none), from the folder names alone: nothing is opened, created or restored."""
+  directory = os.path.join(workdir, "checkpoints")
+  steps = [int(n) for n in os.listdir(directory) if n.isdigit()] if os.path.isdir(directory) else []
+  return max(steps) if steps else None
+
+
+def _cause(e: Exception) -> str:
+  """`Type: first line of the message` (at most 200 characters) for a one-line warning."""
+  return f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e) else ''}"
 
 
 def truncate_records(path: str, step: int) -> None:

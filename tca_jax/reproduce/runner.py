@@ -40,6 +40,7 @@ from typing import Dict, Optional, Sequence
 
 from absl import logging
 
+from tca_jax import checkpoint
 from tca_jax import config as config_lib
 from tca_jax import learners, metrics_io, protocol_workdir, train, tptt_protocol
 from tca_jax import workdir as workdir_lib
@@ -151,6 +152,17 @@ def _per_seed(record: dict, key: str, num_seeds: int) -> list:
   return [NAN if v is None else float(v)] * num_seeds
 
 
+def _no_number(metrics, n: int, detail: str, state: str) -> list:
+  """`n` seeds without a number yet (NaN for every metric)."""
+  return [SeedResult({m.label: NAN for m in metrics}, detail, state) for _ in range(n)]
+
+
+def _before_first_evaluation(config, step: int, running) -> str:
+  """Where a generic-trainer run stopped before its first evaluation (slow rows)."""
+  return (f"{'running' if running else 'stopped'} at step {step} of {config.train.steps}, "
+          f"before its first evaluation (step {config.train.eval_every})")
+
+
 def run_final(config, metrics, workdir, train_now=True):
   """Test metrics of the generic trainer's run in `workdir`, one SeedResult per seed (all the
   config's `num_seeds` seeds train in one vmapped run); read back when finished."""
@@ -174,13 +186,10 @@ def run_final(config, metrics, workdir, train_now=True):
   if not evals:
     trained = [r["step"] for r in records if r.get("split") == "train"]
     if not trained:
-      return [SeedResult({m.label: NAN for m in metrics}, "not started", "pending")
-              for _ in range(n)]
+      return _no_number(metrics, n, "not started", "pending")
     # Slow rows stop before their first evaluation: say where, so the row is never a blank.
-    where = (f"{'running' if running else 'stopped'} at step {trained[-1]} of "
-             f"{config.train.steps}, before its first evaluation (step "
-             f"{config.train.eval_every})")
-    return [SeedResult({m.label: NAN for m in metrics}, where, "partial") for _ in range(n)]
+    return _no_number(metrics, n, _before_first_evaluation(config, trained[-1], running),
+                      "partial")
   last = evals[-1]
   where = (f"{'running' if running else 'stopped'} at step {last['step']} of "
            f"{config.train.steps}")
@@ -264,12 +273,6 @@ def run_generalisation(config, metrics, workdir, train_now=True):
                     "" if run["solved"] else _not_solved(run))
 
 
-def _latest_checkpoint_step(workdir: str) -> Optional[int]:
-  directory = os.path.join(workdir, "checkpoints")
-  steps = [int(n) for n in os.listdir(directory) if n.isdigit()] if os.path.isdir(directory) else []
-  return max(steps) if steps else None
-
-
 def run_transfer(config, metrics, workdir, train_now, train_config, train_workdir):
   """Table 6: another table's trained run (`Table.trained_in`) tested at this column's
   `task.eval_length`, evaluation only (`train.evaluate_checkpoint`), one SeedResult per seed.
@@ -287,24 +290,21 @@ def run_transfer(config, metrics, workdir, train_now, train_config, train_workdi
     except workdir_lib.WorkdirBusy:
       logging.info("%s is trained by another process: testing its newest checkpoint",
                    train_workdir)
-  latest = _latest_checkpoint_step(train_workdir)
+  latest = checkpoint.latest_step(train_workdir)
   if latest is None:
-    return [SeedResult({m.label: NAN for m in metrics}, "not started", "pending")
-            for _ in range(n)]
-  first_eval = train_config.train.eval_every
-  if first_eval and latest < first_eval:
+    return _no_number(metrics, n, "not started", "pending")
+  running = workdir_lib.holder(train_workdir)
+  if train_config.train.eval_every and latest < train_config.train.eval_every:
     # Not worth a test at long T (an hour of CPU for dense attention at T=2000): a model that
     # has not reached its own first evaluation.
-    where = (f"{'running' if workdir_lib.holder(train_workdir) else 'stopped'} at step {latest} "
-             f"of {train_config.train.steps}, before its first evaluation (step {first_eval})")
-    return [SeedResult({m.label: NAN for m in metrics}, where, "partial") for _ in range(n)]
+    return _no_number(metrics, n, _before_first_evaluation(train_config, latest, running),
+                      "partial")
   cache_path = os.path.join(workdir, "transfer.json")
   cached = workdir_lib.read_json(cache_path) if os.path.exists(cache_path) else None
   if cached is None or cached["step"] != latest:
     step, record = train.evaluate_checkpoint(train_config, config, train_workdir)
     if step is None:
-      return [SeedResult({m.label: NAN for m in metrics}, "not started", "pending")
-              for _ in range(n)]
+      return _no_number(metrics, n, "not started", "pending")
     cached = {"step": int(step), "train_workdir": train_workdir, "test": record}
     os.makedirs(workdir, exist_ok=True)
     _write_atomic(cache_path, json.dumps(cached, indent=1))
@@ -313,7 +313,6 @@ def run_transfer(config, metrics, workdir, train_now, train_config, train_workdi
   done = step >= train_config.train.steps and _test_record(train_workdir) is not None
   if done:
     return [SeedResult({label: vs[i] for label, vs in per.items()}) for i in range(n)]
-  running = workdir_lib.holder(train_workdir)
   where = f"{'running' if running else 'stopped'} at step {step} of {train_config.train.steps}"
   return [SeedResult({label: vs[i] for label, vs in per.items()}, where, "partial")
           for i in range(n)]
@@ -328,14 +327,12 @@ RUN_KINDS = {"final": run_final, "t_max": run_t_max, "iters": run_iters,
 
 
 def _trained_run(table: table_lib.Table, row: table_lib.Row, preset: str, seeds: tuple,
-                 where: str, where_is_run_dir: bool):
+                 out_dir: str):
   """A "transfer" table's trained run for `row`: `(config, workdir)` of the row of the same
   label (`render.slug`) in `table.trained_in`, at its column `table.trained_setting`, with
-  `seeds` (OUT_DIR/<that table's stem>/<row>/<column>/seeds). `where` is OUT_DIR, or the cell's
-  run dir OUT_DIR/<stem>/<row>/<column> when `where_is_run_dir`. ConfigError when the other
-  table has no such row or column."""
+  `seeds` (OUT_DIR/<that table's stem>/<row>/<column>/seeds). ConfigError when the other table
+  has no such row or column."""
   source = table.trained_in
-  out_dir = os.path.dirname(os.path.dirname(os.path.dirname(where))) if where_is_run_dir else where
   rows = [r for r in source.rows if render.slug(r.label) == render.slug(row.label)]
   settings = [s for s in source.settings(preset) if s.paper == table.trained_setting]
   if not rows or not settings:
@@ -358,8 +355,9 @@ def run_cell(table: table_lib.Table, row: table_lib.Row, setting: table_lib.Sett
   A generic-trainer cell ("final") trains its seeds as one vmapped run (`num_seeds`) in
   RUN_DIR/seeds (RUN_DIR/seed0 with one seed); a protocol cell runs one protocol per seed in
   RUN_DIR/seed<k>; a "transfer" cell tests the run of another table (`Table.trained_in`) in
-  OUT_DIR (default: RUN_DIR's grandparent's parent) and caches the test in RUN_DIR/seeds. Runs that `selection` does not train are read back (finished, partial or
-  pending); a run another process owns is reported as running.
+  OUT_DIR (default: RUN_DIR's grandparent's parent) and caches the test in RUN_DIR/seeds. Runs
+  that `selection` does not train are read back (finished, partial or pending); a run another
+  process owns is reported as running.
   """
   if row.learner is None:
     return TableCell("not in tca-jax")
@@ -382,8 +380,9 @@ def run_cell(table: table_lib.Table, row: table_lib.Row, setting: table_lib.Sett
       train_now = selection.trains(row, setting, None if len(seeds) > 1 else seeds[0])
       extra = ()
       if table.kind == "transfer":
-        extra = _trained_run(table, row, preset, seeds, run_dir if out_dir is None else out_dir,
-                             out_dir is None)
+        # RUN_DIR is OUT_DIR/<stem>/<row>/<column>.
+        extra = _trained_run(table, row, preset, seeds, out_dir or os.path.dirname(
+            os.path.dirname(os.path.dirname(run_dir))))
       try:
         results = run(config, setting.metrics, workdir, train_now, *extra)
       except workdir_lib.WorkdirBusy:
